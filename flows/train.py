@@ -1,0 +1,79 @@
+"""The ``train`` flow: validate -> prepare dataset -> train or tune -> register -> result.
+
+::
+
+    validate ─> prepare_dataset ─> train (training mode) ──────────────────────────> upload_models
+                                └> tune (tuning mode) ─> log_trials ─> register_best_trial ─> upload_models
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_progress_artifact
+from prefect.runtime import flow_run
+
+from tasks import prepare_dataset, train_model, upload_model, validate_job
+from unitrain.names import encode_job_name
+from unitrain.progress import JobProgress
+from unitrain.ray_cluster import UnitrainTaskRunner
+from unitrain.summary import publish_summary
+
+
+def _run_name() -> str:
+    name = flow_run.parameters.get("name") or "job"
+    try:
+        return encode_job_name(str(name))
+    except ValueError:
+        return "invalid-job-name"
+
+
+@flow(
+    name="train",
+    flow_run_name=_run_name,
+    task_runner=UnitrainTaskRunner(),
+    validate_parameters=False,  # the job's own validation gives the better messages
+    log_prints=True,
+)
+def train(
+    name: str,
+    dataset: int | str,
+    checkpoint: int | str | None = None,
+    is_tune: bool = False,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    hyperparameter: dict[str, Any] | None = None,
+    hyperparameters: list[dict[str, Any]] | None = None,
+    tune_config: dict[str, Any] | None = None,
+    plugin: str | None = None,
+) -> dict[str, Any]:
+    """Train a model with fixed hyperparameters, or tune them with Ray Tune (``is_tune``)."""
+    params = {
+        key: value
+        for key, value in dict(
+            name=name, dataset=dataset, checkpoint=checkpoint, is_tune=is_tune,
+            num_cpus=num_cpus, num_gpus=num_gpus, hyperparameter=hyperparameter,
+            hyperparameters=hyperparameters, tune_config=tune_config,
+        ).items()
+        if value is not None
+    }
+    plan = validate_job.submit(params, plugin).result()
+    progress = JobProgress(
+        mode=plan.mode,
+        artifact_id=str(create_progress_artifact(0.0, description=f"Progress of job {plan.job}")),
+    )
+    prepared = prepare_dataset.submit(plan.dataset, progress)
+    if plan.params.is_tune:
+        from flows.tune import run_tuning
+
+        result = run_tuning(plan, prepared, progress)
+    else:
+        outcome = train_model.submit(plan, prepared, progress).result()
+        model_id = upload_model.submit(
+            plan, outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter, progress
+        ).result()
+        result = {"model_id": model_id}
+        publish_summary(plan, result, metrics=outcome.metrics)
+    progress.finish()
+    return result

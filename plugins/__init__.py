@@ -1,0 +1,1 @@
+"""Bundled plugins: one package each, discovered by name (see ``unitrain.plugins``)."""

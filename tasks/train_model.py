@@ -1,0 +1,95 @@
+"""Step 3 (training mode): run the plugin's ``train()`` once, logging into one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run
+
+from unitrain.catalog import Dataset
+from unitrain.errors import UnitrainError
+from unitrain.home import storage_dir
+from unitrain.jobs import JobPlan
+from unitrain.names import job_folder
+from unitrain.plugins import load_plugin
+from unitrain.progress import JobProgress
+from unitrain.registry import TAG, Checkpoint, ModelRegistry
+from unitrain.run import TrainRun
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What training produced: the MLflow run, the model folder and the final metrics."""
+
+    run_id: str
+    model_dir: str
+    metrics: dict[str, float]
+
+
+@task(name="train")
+def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> TrainOutcome:
+    """Call the plugin's ``train(run, dataset, hyperparameter, checkpoint)``."""
+    logger = get_run_logger()
+    registry = ModelRegistry()
+    flow_run_id = flow_run.get_id() or "local"
+    output = job_folder(storage_dir(), plan.job) / flow_run_id / "model"
+    output.mkdir(parents=True, exist_ok=True)
+    mlflow_run = registry.client.create_run(
+        registry.experiment_id(),
+        run_name=plan.job,
+        tags={
+            TAG.JOB: plan.job,
+            TAG.PLUGIN: plan.plugin,
+            TAG.DATASET: str(plan.dataset.id),
+            TAG.FLOW_RUN: flow_run_id,
+            TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
+        },
+    )
+    run_id = mlflow_run.info.run_id
+    for key, value in plan.hyperparameter.items():
+        registry.client.log_param(run_id, key, json.dumps(value) if not isinstance(value, str) else value)
+    step = progress.step("train")
+    run = TrainRun(
+        run_id=run_id,
+        tracking_uri=registry.tracking_uri,
+        progress=step,
+        checkpoint_output=str(output),
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
+            checkpoint = None
+            if plan.checkpoint_id is not None:
+                path = registry.download(plan.checkpoint_id, download)
+                checkpoint = Checkpoint(plan.checkpoint_id, str(path), registry.get(plan.checkpoint_id))
+                logger.info("resuming from model %s", plan.checkpoint_id)
+            plugin = load_plugin(plan.plugin)
+            returned = plugin.train(run, dataset, dict(plan.hyperparameter), checkpoint)
+    except Exception as error:
+        run.close()
+        registry.client.set_terminated(run_id, "FAILED")
+        logger.error("training failed:\n%s", traceback.format_exc())
+        # The plugin's own exception may not unpickle in the driver; keep its text.
+        raise UnitrainError(f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}") from None
+    metrics = {**run.last_metrics, **_numbers(returned)}
+    for key, value in metrics.items():
+        registry.client.log_metric(run_id, key, value)
+    run.close()
+    registry.client.set_terminated(run_id, "FINISHED")
+    step.complete()
+    if not any(output.iterdir()):
+        raise UnitrainError(
+            f"plugin {plan.plugin!r} saved no model: write its files into run.checkpoint_output"
+        )
+    logger.info("training finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+    return TrainOutcome(run_id=run_id, model_dir=str(output), metrics=metrics)
+
+
+def _numbers(returned: Any) -> dict[str, float]:
+    if isinstance(returned, dict):
+        return {str(k): float(v) for k, v in returned.items() if isinstance(v, int | float)}
+    return {}

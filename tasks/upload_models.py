@@ -1,0 +1,36 @@
+"""Last step: register trained models in MLflow; each gets an integer model ID."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from unitrain.jobs import JobPlan
+from unitrain.progress import JobProgress
+from unitrain.registry import ModelRegistry
+
+
+@task(name="upload_models", retries=2, retry_delay_seconds=2)
+def upload_model(
+    plan: JobPlan,
+    run_id: str,
+    model_dir: str,
+    metrics: dict[str, float],
+    hyperparameter: dict,
+    progress: JobProgress,
+    trial_id: str = "",
+) -> int:
+    """Upload one model folder into its MLflow run and register it as a new version."""
+    step = progress.step("model_upload")
+    model_id = ModelRegistry().register(
+        run_id=run_id,
+        model_dir=model_dir,
+        job=plan.job,
+        plugin=plan.plugin,
+        dataset=plan.dataset.id,
+        hyperparameters=hyperparameter,
+        metrics=metrics,
+        trial_id=trial_id,
+    )
+    step.complete()
+    get_run_logger().info("registered model %s for job %r", model_id, plan.job)
+    return model_id

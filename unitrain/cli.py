@@ -1,0 +1,242 @@
+"""The ``unitrain`` command line.
+
+``unitrain run JOB.json`` prints the result JSON on stdout (logs go to stderr)
+and exits 0; a job that fails validation exits 2 with one message per problem
+and starts nothing; a job that fails while running exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from unitrain.errors import JobValidationError, UnitrainError
+from unitrain.home import configure_environment
+
+__all__ = ["main"]
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _read_job(path: str) -> Any:
+    source = sys.stdin.read() if path == "-" else None
+    try:
+        text = source if source is not None else Path(path).read_text()
+    except OSError as error:
+        raise JobValidationError(f"job file {path!r}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise JobValidationError(
+            f"job file {path!r} is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _stdout_for_result() -> Iterator[TextIO]:
+    """Send everything else printed (Prefect, Ray, plugins) to stderr; keep stdout for JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    result = os.fdopen(saved, "w")
+    try:
+        yield result
+    finally:
+        sys.stdout.flush()
+        result.flush()
+        os.dup2(saved, 1)
+        result.close()
+
+
+def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
+    from unitrain.jobs import plan_job
+    from unitrain.params import parse_job
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        job = parse_job(_read_job(args.job))
+    for note in job.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    plugin = args.plugin or job.plugin
+    plan = plan_job(job.params, plugin)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    params = job.params.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    params["name"] = job.params.name
+    params["dataset"] = job.params.dataset
+    return params, plan.plugin
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    params, plugin = _prepare(args)
+    from unitrain.prefect_server import prefect_api
+
+    with _stdout_for_result() as out:
+        with prefect_api():
+            from flows.train import train
+
+            result = train(**params, plugin=plugin)
+        json.dump(result, out, indent=2, default=str)
+        out.write("\n")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    params, plugin = _prepare(args)
+    from unitrain.dry_run import describe
+
+    print(json.dumps(describe(params, plugin), indent=2, default=str))
+    return 0
+
+
+def _cmd_datasets_add(args: argparse.Namespace) -> int:
+    from unitrain.catalog import DatasetCatalog
+
+    entry = DatasetCatalog().add(args.source, id=args.id, name=args.name)
+    print(f"dataset {entry.id} ({entry.name}) -> {entry.uri}")
+    return 0
+
+
+def _cmd_datasets_list(args: argparse.Namespace) -> int:
+    from unitrain.catalog import DatasetCatalog
+
+    rows = [(str(e.id), e.name, e.uri, (e.sha256 or "")[:12]) for e in DatasetCatalog().entries()]
+    _table(("ID", "NAME", "URI", "SHA256"), rows)
+    return 0
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from unitrain.names import encode_job_name
+    from unitrain.registry import ModelRegistry
+
+    job = encode_job_name(args.job) if args.job else None
+    records = ModelRegistry().list(job=job)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps([asdict(r) for r in records], indent=2))
+        return 0
+    rows = [
+        (
+            str(r.model_id),
+            r.job,
+            r.trial_id or "-",
+            r.plugin,
+            r.dataset,
+            "★" if r.best else "",
+            ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:4]),
+        )
+        for r in records
+    ]
+    _table(("ID", "JOB", "TRIAL", "PLUGIN", "DATASET", "BEST", "METRICS"), rows)
+    return 0
+
+
+def _cmd_plugins_list(args: argparse.Namespace) -> int:
+    from unitrain.plugins import available_plugins, load_plugin
+
+    rows = []
+    for name, target in available_plugins().items():
+        try:
+            description = load_plugin(name).description
+        except UnitrainError as error:
+            description = f"(broken: {error})"
+        rows.append((name, target, description))
+    _table(("NAME", "MODULE", "DESCRIPTION"), rows)
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from unitrain.home import mlflow_artifact_root, mlflow_tracking_uri
+
+    if args.which == "mlflow":
+        command = [
+            sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_tracking_uri(),
+            "--default-artifact-root", mlflow_artifact_root(), "--host", "127.0.0.1",
+            "--port", str(args.port or 5000),
+        ]
+    else:
+        command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                   "--port", str(args.port or 4200)]
+    print("running: " + " ".join(command), file=sys.stderr)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unitrain", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a train job (JSON file, or - for stdin)")
+    run.add_argument("job")
+    run.add_argument("--plugin", help="plugin to run (default: the job's, else digits_mlp)")
+    run.set_defaults(handler=_cmd_run)
+
+    validate = commands.add_parser("validate", help="check a job and show what it would run")
+    validate.add_argument("job")
+    validate.add_argument("--plugin")
+    validate.set_defaults(handler=_cmd_validate)
+
+    datasets = commands.add_parser("datasets", help="the dataset catalog").add_subparsers(
+        dest="action", required=True
+    )
+    add = datasets.add_parser("add", help="register a local path or URI")
+    add.add_argument("source")
+    add.add_argument("--id", type=int, help="the ID to use (default: the next free one)")
+    add.add_argument("--name", help="a unique name (default: the file name)")
+    add.set_defaults(handler=_cmd_datasets_add)
+    datasets.add_parser("list", help="list datasets").set_defaults(handler=_cmd_datasets_list)
+
+    models = commands.add_parser("models", help="the model registry").add_subparsers(
+        dest="action", required=True
+    )
+    listing = models.add_parser("list", help="list registered models")
+    listing.add_argument("--job", help="only the models of this job")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_cmd_models_list)
+
+    plugins = commands.add_parser("plugins", help="installed plugins").add_subparsers(
+        dest="action", required=True
+    )
+    plugins.add_parser("list", help="list plugins").set_defaults(handler=_cmd_plugins_list)
+
+    ui = commands.add_parser("ui", help="open the Prefect or MLflow UI on this home's stores")
+    ui.add_argument("which", choices=("prefect", "mlflow"))
+    ui.add_argument("--port", type=int)
+    ui.set_defaults(handler=_cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_environment()
+    try:
+        return int(args.handler(args))
+    except JobValidationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except UnitrainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

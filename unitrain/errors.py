@@ -1,0 +1,40 @@
+"""Exceptions unitrain raises for its users.
+
+They keep their arguments in ``args`` so they pickle: errors raised inside a
+Ray worker or a Prefect task must arrive intact in the driver.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UnitrainError", "JobValidationError", "NotFoundError"]
+
+
+class UnitrainError(Exception):
+    """Base class of every error unitrain reports to a user."""
+
+
+class JobValidationError(UnitrainError):
+    """A job was rejected before anything ran.
+
+    Args:
+        problems: one line per problem, each naming the field and the rule.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        if isinstance(problems, str):
+            problems = [problems]
+        super().__init__(list(problems))
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.args[0])
+
+    def __str__(self) -> str:
+        problems = self.problems
+        if len(problems) == 1:
+            return f"invalid job: {problems[0]}"
+        return "invalid job:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+class NotFoundError(UnitrainError):
+    """A dataset, model or plugin named by a job does not exist."""

@@ -1,0 +1,129 @@
+"""Plugins: the model code a job runs, found by name only.
+
+A plugin is a module with ``train(run, dataset, hyperparameter, checkpoint,
+**kwargs)``, optionally ``tune(hyperparameter, run, dataset, checkpoint,
+**kwargs)``, and optionally ``Hyperparameters``, a pydantic model that
+validates the ``hyperparameter`` object (unknown keys are then rejected).
+
+Plugins are discovered in two places, and a job may only name one of them
+(never an import path): the bundled ``plugins/<name>/`` packages, and the
+entry-point group ``unitrain.plugins`` of installed distributions::
+
+    [project.entry-points."unitrain.plugins"]
+    my_model = "my_package.my_plugin"
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from unitrain.errors import JobValidationError, NotFoundError, UnitrainError
+
+__all__ = ["DEFAULT_PLUGIN", "ENTRY_POINT_GROUP", "Plugin", "available_plugins", "load_plugin"]
+
+DEFAULT_PLUGIN = "digits_mlp"
+ENTRY_POINT_GROUP = "unitrain.plugins"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A loaded plugin."""
+
+    name: str
+    module: ModuleType
+
+    @property
+    def train(self) -> Callable[..., Any]:
+        return self.module.train  # type: ignore[no-any-return]
+
+    @property
+    def tune(self) -> Callable[..., Any] | None:
+        return getattr(self.module, "tune", None)
+
+    @property
+    def schema(self) -> type[BaseModel] | None:
+        return getattr(self.module, "Hyperparameters", None)
+
+    @property
+    def description(self) -> str:
+        return (self.module.__doc__ or "").strip().splitlines()[0] if self.module.__doc__ else ""
+
+    def validate_hyperparameter(self, values: dict[str, Any], *, field: str = "hyperparameter",
+                                partial: bool = False) -> dict[str, Any]:
+        """Check ``values`` against the plugin's schema; return them with defaults filled in.
+
+        With ``partial`` only the given keys are checked (tuning mode checks the
+        fixed values before the searched ones are known).
+        """
+        schema = self.schema
+        if schema is None:
+            return dict(values)
+        try:
+            if partial:
+                unknown = sorted(set(values) - set(schema.model_fields))
+                if unknown and schema.model_config.get("extra") == "forbid":
+                    raise JobValidationError(
+                        f"{field}: {unknown} are not hyperparameters of plugin {self.name!r}; "
+                        f"it accepts {sorted(schema.model_fields)}"
+                    )
+                return dict(values)
+            return schema.model_validate(values).model_dump()
+        except ValidationError as error:
+            lines = []
+            for problem in error.errors(include_url=False):
+                where = ".".join(str(p) for p in problem["loc"])
+                message = problem["msg"].removeprefix("Value error, ")
+                if problem["type"] == "extra_forbidden":
+                    message = (
+                        f"not a hyperparameter of plugin {self.name!r}; "
+                        f"it accepts {sorted(schema.model_fields)}"
+                    )
+                lines.append(f"{field}.{where}: {message}")
+            raise JobValidationError(lines) from None
+
+
+def _bundled() -> dict[str, str]:
+    import plugins
+
+    return {
+        info.name: f"plugins.{info.name}"
+        for info in pkgutil.iter_modules(plugins.__path__)
+        if info.ispkg and not info.name.startswith("_")
+    }
+
+
+def _installed() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_plugins() -> dict[str, str]:
+    """Plugin name -> module path, bundled first; an installed plugin may not shadow one."""
+    found = _installed()
+    found.update(_bundled())
+    return dict(sorted(found.items()))
+
+
+def load_plugin(name: str | None = None) -> Plugin:
+    """Import a discovered plugin by name and check it has a ``train`` function."""
+    name = name or DEFAULT_PLUGIN
+    known = available_plugins()
+    if name not in known:
+        raise NotFoundError(
+            f"plugin: {name!r} is not an installed plugin; available: {', '.join(known) or 'none'}"
+        )
+    target = known[name].split(":", 1)[0]
+    try:
+        module = importlib.import_module(target)
+    except Exception as error:
+        raise UnitrainError(f"plugin {name!r} failed to import: {error}") from error
+    if not callable(getattr(module, "train", None)):
+        raise UnitrainError(f"plugin {name!r} ({target}) has no train() function")
+    return Plugin(name=name, module=module)

@@ -1,0 +1,226 @@
+"""The model registry: every trained model is a version of one MLflow registered model.
+
+A model's ID is its version number in the registered model ``unitrain``
+(``UNITRAIN_REGISTERED_MODEL`` renames it), so IDs are integers, unique across
+plugins and jobs, and any of them can be the ``checkpoint`` of a later job.
+Each version is tagged with the job name, plugin, dataset, trial ID,
+hyperparameters and final metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitrain.errors import NotFoundError
+from unitrain.home import mlflow_artifact_root, mlflow_tracking_uri
+
+__all__ = ["Checkpoint", "ModelRecord", "ModelRegistry", "EXPERIMENT_NAME", "TAG", "best_alias"]
+
+EXPERIMENT_NAME = "unitrain"
+BEST_ALIAS_PREFIX = "best-"
+
+
+class TAG:
+    """Tag keys on runs and model versions."""
+
+    JOB = "unitrain.job"
+    PLUGIN = "unitrain.plugin"
+    DATASET = "unitrain.dataset"
+    TRIAL = "unitrain.trial_id"
+    HYPERPARAMETERS = "unitrain.hyperparameters"
+    METRICS = "unitrain.metrics"
+    CHECKPOINT = "unitrain.checkpoint"
+    BEST = "unitrain.best"
+    FLOW_RUN = "unitrain.prefect_flow_run"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model version as users see it."""
+
+    model_id: int
+    job: str
+    plugin: str
+    dataset: str
+    trial_id: str
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, float]
+    run_id: str
+    source: str
+    best: bool
+    created: int
+
+
+class ModelRegistry:
+    """Registers, finds and downloads models in MLflow."""
+
+    def __init__(self, tracking_uri: str | None = None, name: str | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri or mlflow_tracking_uri()
+        self.name = name or os.environ.get("UNITRAIN_REGISTERED_MODEL", "unitrain")
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    # -- experiments and runs ----------------------------------------------
+
+    def experiment_id(self) -> str:
+        experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        # A tracking server picks its own artifact store; a database store we
+        # point at the home folder (or UNITRAIN_ARTIFACT_ROOT) instead of the cwd.
+        served = self.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks")
+        location = None if served else os.environ.get("UNITRAIN_ARTIFACT_ROOT") or mlflow_artifact_root()
+        try:
+            return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location))
+        except Exception:  # created meanwhile by a concurrent job
+            experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    # -- registering -------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        run_id: str,
+        model_dir: str | Path,
+        job: str,
+        plugin: str,
+        dataset: int | str,
+        hyperparameters: dict[str, Any],
+        metrics: dict[str, float],
+        trial_id: str = "",
+        artifact_path: str = "model",
+    ) -> int:
+        """Upload ``model_dir`` into ``run_id``'s artifacts and register it; return the model ID."""
+        self.client.log_artifacts(run_id, str(model_dir), artifact_path=artifact_path)
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+        self._ensure_registered_model()
+        description = f"job {job}" + (f", trial {trial_id}" if trial_id else "")
+        version = self.client.create_model_version(
+            self.name,
+            source=source,
+            run_id=run_id,
+            description=description,
+            tags={
+                TAG.JOB: job,
+                TAG.PLUGIN: plugin,
+                TAG.DATASET: str(dataset),
+                TAG.TRIAL: trial_id,
+                TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
+                TAG.METRICS: json.dumps(metrics, sort_keys=True),
+            },
+        )
+        return int(version.version)
+
+    def mark_best(self, model_id: int, job: str) -> None:
+        """Tag a version as its job's best, and point the alias ``best-<job>`` at it."""
+        self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
+        self.client.set_registered_model_alias(self.name, best_alias(job), str(model_id))
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="Models trained by unitrain; version = model ID."
+                )
+            except MlflowException:
+                pass  # created meanwhile by a concurrent job
+
+    # -- finding -----------------------------------------------------------
+
+    def get(self, model_id: int) -> ModelRecord:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_model_version(self.name, str(model_id))
+        except MlflowException:
+            raise NotFoundError(
+                f"checkpoint: model {model_id} does not exist in the registry "
+                f"({self.name!r} at {self.tracking_uri}); see 'unitrain models list'"
+            ) from None
+        return _record(version)
+
+    def list(self, job: str | None = None) -> list[ModelRecord]:
+        query = f"name = '{self.name}'"
+        versions = self.client.search_model_versions(query)
+        records = [_record(v) for v in versions]
+        if job is not None:
+            records = [r for r in records if r.job == job]
+        return sorted(records, key=lambda r: r.model_id)
+
+    def job_exists(self, job: str) -> bool:
+        return any(True for _ in self._versions_of(job))
+
+    def latest_of(self, job: str) -> int | None:
+        ids = [int(v.version) for v in self._versions_of(job)]
+        return max(ids) if ids else None
+
+    def _versions_of(self, job: str) -> list[Any]:
+        escaped = job.replace("'", "\\'")
+        query = f"name = '{self.name}' and tags.`{TAG.JOB}` = '{escaped}'"
+        try:
+            return list(self.client.search_model_versions(query))
+        except Exception:
+            # Older stores cannot filter on tags; filter here instead.
+            versions = self.client.search_model_versions(f"name = '{self.name}'")
+            return [v for v in versions if v.tags.get(TAG.JOB) == job]
+
+    def download(self, model_id: int, destination: str | Path) -> Path:
+        """Download a model's files; return the local folder."""
+        import mlflow
+
+        record = self.get(model_id)
+        Path(destination).mkdir(parents=True, exist_ok=True)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=record.source, dst_path=str(destination), tracking_uri=self.tracking_uri
+        )
+        return Path(local)
+
+
+def best_alias(job: str) -> str:
+    """MLflow aliases allow letters, digits, ``-`` and ``_`` only."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in job)
+    return (BEST_ALIAS_PREFIX + safe)[:250]
+
+
+def _record(version: Any) -> ModelRecord:
+    tags = version.tags or {}
+    return ModelRecord(
+        model_id=int(version.version),
+        job=tags.get(TAG.JOB, ""),
+        plugin=tags.get(TAG.PLUGIN, ""),
+        dataset=tags.get(TAG.DATASET, ""),
+        trial_id=tags.get(TAG.TRIAL, ""),
+        hyperparameters=json.loads(tags.get(TAG.HYPERPARAMETERS, "{}")),
+        metrics=json.loads(tags.get(TAG.METRICS, "{}")),
+        run_id=version.run_id or "",
+        source=version.source,
+        best=tags.get(TAG.BEST) == "true",
+        created=int(version.creation_timestamp or 0),
+    )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A resolved ``checkpoint``, as handed to a plugin: a local folder plus metadata."""
+
+    model_id: int
+    path: str
+    record: ModelRecord
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self.record)

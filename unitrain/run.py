@@ -1,0 +1,178 @@
+"""The run object handed to plugins: the one way plugin code reports what it does.
+
+Metrics become MLflow metrics (``<category>/<key>``, with ``epoch`` as the
+step), visualizations become image artifacts, messages go to the Prefect run
+log, and progress moves the job's bar. In tuning mode every record carries the
+trial's ID.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from unitrain.progress import StepProgress
+
+__all__ = ["TrainRun"]
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a Prefect run
+        return logging.getLogger("unitrain.run")
+
+
+class TrainRun:
+    """What a plugin's ``train()`` and ``tune()`` receive as ``run``.
+
+    Args:
+        run_id: the MLflow run this run writes to (``None``: keep records only).
+        tracking_uri: the MLflow tracking URI.
+        progress: the step whose bar ``set_progress`` moves, if any.
+        trial_id: the Ray Tune trial ID in tuning mode.
+        checkpoint_output: the folder where the plugin should save its model.
+        trials_sink: callable receiving ``log_trials`` tables (tuning).
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
+        progress: StepProgress | None = None,
+        trial_id: str | None = None,
+        checkpoint_output: str | None = None,
+        trials_sink: Any = None,
+    ) -> None:
+        self.run_id = run_id
+        self.trial_id = trial_id
+        self.checkpoint_output = checkpoint_output
+        self.records: list[dict[str, Any]] = []
+        self.messages: list[str] = []
+        self.last_metrics: dict[str, float] = {}
+        self._progress = progress
+        self._trials_sink = trials_sink
+        self._step: dict[str, int] = {}
+        self._client = None
+        if run_id is not None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    @property
+    def is_tune(self) -> bool:
+        return self.trial_id is not None
+
+    def _with_trial(self, record: dict[str, Any]) -> dict[str, Any]:
+        if self.trial_id is not None:
+            record["trial_id"] = self.trial_id
+        return record
+
+    def log_metric(self, category: str, key: str, value: float, **metrics: Any) -> None:
+        """Record one value, e.g. ``run.log_metric('training', 'loss', 0.5, epoch=10)``."""
+        value = float(value)
+        record = self._with_trial(
+            {"category": category, "key": key, "value": value, "metrics": dict(metrics)}
+        )
+        self.records.append(record)
+        self.last_metrics[key] = value
+        name = f"{category}/{key}"
+        step = metrics.get("epoch", metrics.get("step"))
+        if step is None:
+            step = self._step.get(name, -1) + 1
+        self._step[name] = int(step)
+        if self._client is not None and math.isfinite(value):
+            self._client.log_metric(self.run_id, name, value, step=int(step))
+
+    def log_visualization(
+        self, category: str, group: str, index: int, image: Any, **meta: Any
+    ) -> None:
+        """Save an image (array, PIL image, matplotlib figure, PNG bytes or a path)."""
+        path = f"visualizations/{category}/{group}/{int(index):05d}.png"
+        self.records.append(
+            self._with_trial(
+                {"category": category, "group": group, "index": index, "artifact": path,
+                 "meta": dict(meta)}
+            )
+        )
+        if self._client is None:
+            return
+        png = _to_png(image)
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / Path(path).name
+            target.write_bytes(png)
+            self._client.log_artifact(self.run_id, str(target), str(Path(path).parent))
+
+    def log_message(self, text: str) -> None:
+        """A line for the job's log (the Prefect run log)."""
+        line = f"[trial {self.trial_id}] {text}" if self.trial_id else str(text)
+        self.messages.append(line)
+        _logger().info(line)
+
+    def set_progress(self, current: float, total: float, category: str = "train") -> None:
+        """Report how far training is; in tuning mode a trial does not move the job's bar."""
+        if self._progress is not None and not self.is_tune and category == "train":
+            self._progress.update(current, total)
+
+    def log_trials(
+        self,
+        data: dict[str, Any] | None = None,
+        *,
+        trials: dict[str, dict[str, Any]] | None = None,
+        base: list[str] | None = None,
+        hyperparameters: list[str] | None = None,
+        metrics: list[str] | None = None,
+        best_trial: str = "",
+    ) -> dict[str, Any]:
+        """Publish a trial table; returns the payload that was logged."""
+        from unitrain.trial_table import TrialTable
+
+        table = TrialTable.from_payload(data) if data is not None else TrialTable(
+            trials=trials or {},
+            base=base or ["status"],
+            hyperparameters=hyperparameters or [],
+            metrics=metrics or [],
+            best_trial=best_trial,
+        )
+        payload = table.payload()
+        if self._trials_sink is not None:
+            self._trials_sink(table)
+        if self._client is not None:
+            self._client.log_dict(self.run_id, payload, "trials.json")
+        return payload
+
+    def close(self) -> None:
+        """Write the messages to the MLflow run."""
+        if self._client is not None and self.messages:
+            self._client.log_text(self.run_id, "\n".join(self.messages) + "\n", "messages.log")
+
+
+def _to_png(image: Any) -> bytes:
+    if isinstance(image, bytes | bytearray):
+        return bytes(image)
+    if isinstance(image, str | Path):
+        return Path(image).read_bytes()
+    if hasattr(image, "savefig"):  # a matplotlib figure
+        buffer = io.BytesIO()
+        image.savefig(buffer, format="png")
+        return buffer.getvalue()
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            scale = 255.0 if array.size and float(np.nanmax(array)) <= 1.0 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
