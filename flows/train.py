@@ -2,8 +2,8 @@
 
 ::
 
-    validate ─> prepare_dataset ─> train (training mode) ──────────────────────────> upload_models
-                                └> tune (tuning mode) ─> log_trials ─> register_best_trial ─> upload_models
+    validate ─> prepare_dataset ─> train ──────────────────────────────> upload_models
+                                └> tune ─> log_trials ─> register_best ─> upload_models
 """
 
 from __future__ import annotations
@@ -52,9 +52,15 @@ def train(
     params = {
         key: value
         for key, value in dict(
-            name=name, dataset=dataset, checkpoint=checkpoint, is_tune=is_tune,
-            num_cpus=num_cpus, num_gpus=num_gpus, hyperparameter=hyperparameter,
-            hyperparameters=hyperparameters, tune_config=tune_config,
+            name=name,
+            dataset=dataset,
+            checkpoint=checkpoint,
+            is_tune=is_tune,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            hyperparameter=hyperparameter,
+            hyperparameters=hyperparameters,
+            tune_config=tune_config,
         ).items()
         if value is not None
     }
@@ -63,7 +69,7 @@ def train(
         mode=plan.mode,
         artifact_id=str(create_progress_artifact(0.0, description=f"Progress of job {plan.job}")),
     )
-    prepared = prepare_dataset.submit(plan.dataset, progress)
+    prepared = prepare_dataset.submit(plan.dataset, progress).result()
     if plan.params.is_tune:
         from flows.tune import run_tuning
 

@@ -15,7 +15,10 @@ def prepare_dataset(entry: CatalogEntry, progress: JobProgress) -> Dataset:
     dataset = DatasetCatalog().prepare(entry, progress=step.update)
     step.complete()
     get_run_logger().info(
-        "dataset %s (%s) ready at %s, sha256 %s", dataset.id, dataset.name, dataset.path,
+        "dataset %s (%s) ready at %s, sha256 %s",
+        dataset.id,
+        dataset.name,
+        dataset.path,
         dataset.sha256[:12],
     )
     return dataset

@@ -52,7 +52,9 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
     )
     run_id = mlflow_run.info.run_id
     for key, value in plan.hyperparameter.items():
-        registry.client.log_param(run_id, key, json.dumps(value) if not isinstance(value, str) else value)
+        registry.client.log_param(
+            run_id, key, json.dumps(value) if not isinstance(value, str) else value
+        )
     step = progress.step("train")
     run = TrainRun(
         run_id=run_id,
@@ -65,7 +67,9 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
             checkpoint = None
             if plan.checkpoint_id is not None:
                 path = registry.download(plan.checkpoint_id, download)
-                checkpoint = Checkpoint(plan.checkpoint_id, str(path), registry.get(plan.checkpoint_id))
+                checkpoint = Checkpoint(
+                    plan.checkpoint_id, str(path), registry.get(plan.checkpoint_id)
+                )
                 logger.info("resuming from model %s", plan.checkpoint_id)
             plugin = load_plugin(plan.plugin)
             returned = plugin.train(run, dataset, dict(plan.hyperparameter), checkpoint)
@@ -74,7 +78,9 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
         registry.client.set_terminated(run_id, "FAILED")
         logger.error("training failed:\n%s", traceback.format_exc())
         # The plugin's own exception may not unpickle in the driver; keep its text.
-        raise UnitrainError(f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}") from None
+        raise UnitrainError(
+            f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}"
+        ) from None
     metrics = {**run.last_metrics, **_numbers(returned)}
     for key, value in metrics.items():
         registry.client.log_metric(run_id, key, value)
@@ -85,7 +91,9 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
         raise UnitrainError(
             f"plugin {plan.plugin!r} saved no model: write its files into run.checkpoint_output"
         )
-    logger.info("training finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+    logger.info(
+        "training finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+    )
     return TrainOutcome(run_id=run_id, model_dir=str(output), metrics=metrics)
 
 

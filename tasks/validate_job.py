@@ -21,6 +21,10 @@ def validate_job(params: dict[str, Any], plugin: str | None) -> JobPlan:
         logger.info(note)
     logger.info(
         "job %r: %s mode, plugin %s, dataset %s (%s)",
-        plan.job, plan.mode, plan.plugin, plan.dataset.id, plan.dataset.name,
+        plan.job,
+        plan.mode,
+        plan.plugin,
+        plan.dataset.id,
+        plan.dataset.name,
     )
     return plan

@@ -102,7 +102,9 @@ class DatasetCatalog:
         if local is not None and not local.exists():
             raise NotFoundError(f"dataset source {source!r} does not exist")
         if id is not None and id < 100 and id in BUNDLED_DATASETS:
-            raise UnitrainError(f"--id {id} belongs to the bundled dataset {BUNDLED_DATASETS[id][0]!r}")
+            raise UnitrainError(
+                f"--id {id} belongs to the bundled dataset {BUNDLED_DATASETS[id][0]!r}"
+            )
         if id is not None and id < 0:
             raise UnitrainError(f"--id must be >= 0, got {id}")
         digest, size = _digest(local) if local is not None else (None, None)

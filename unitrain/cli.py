@@ -119,7 +119,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     from unitrain.registry import ModelRegistry
 
     job = encode_job_name(args.job) if args.job else None
-    records = ModelRegistry().list(job=job)
+    records = ModelRegistry().models(job=job)
     if args.json:
         from dataclasses import asdict
 
@@ -160,22 +160,44 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
     if args.which == "mlflow":
         command = [
-            sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", mlflow_tracking_uri(),
-            "--default-artifact-root", mlflow_artifact_root(), "--host", "127.0.0.1",
-            "--port", str(args.port or 5000),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            mlflow_tracking_uri(),
+            "--default-artifact-root",
+            mlflow_artifact_root(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port or 5000),
         ]
     else:
-        command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                   "--port", str(args.port or 4200)]
+        command = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port or 4200),
+        ]
     print("running: " + " ".join(command), file=sys.stderr)
     os.execv(sys.executable, command)
     return 0  # not reached
 
 
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> None:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     for row in [header, *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)
+            ).rstrip()
+        )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -85,7 +85,9 @@ def plan_job(
     )
 
 
-def _resolve_checkpoint(params: TrainParams, registry: ModelRegistry, notes: list[str]) -> int | None:
+def _resolve_checkpoint(
+    params: TrainParams, registry: ModelRegistry, notes: list[str]
+) -> int | None:
     value = params.checkpoint
     if value is None:
         return None
@@ -99,9 +101,13 @@ def _resolve_checkpoint(params: TrainParams, registry: ModelRegistry, notes: lis
     latest = registry.latest_of(source)
     if latest is None:
         if value == LATEST:
-            notes.append(f"checkpoint 'latest': job {source!r} has no model yet; training from scratch")
+            notes.append(
+                f"checkpoint 'latest': job {source!r} has no model yet; training from scratch"
+            )
             return None
-        raise JobValidationError(f"checkpoint: job {source!r} has no registered model to continue from")
+        raise JobValidationError(
+            f"checkpoint: job {source!r} has no registered model to continue from"
+        )
     notes.append(f"checkpoint {value!r} resolved to model {latest}")
     return latest
 
@@ -118,7 +124,7 @@ def _check_name_free(
     if not params.is_tune and not continues_itself and registry.job_exists(name):
         raise JobValidationError(
             f"name: a model of job {name!r} already exists; choose another name, or pass "
-            "\"checkpoint\": \"latest\" to continue that job"
+            '"checkpoint": "latest" to continue that job'
         )
     if running_jobs is not None:
         running = running_jobs(name)

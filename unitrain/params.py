@@ -136,8 +136,7 @@ class TrainParams(_Strict):
                 raise ValueError("hyperparameter is required when is_tune=False")
             if space is not None:
                 raise ValueError(
-                    "hyperparameters: only used when is_tune=True; "
-                    "set is_tune=true or remove it"
+                    "hyperparameters: only used when is_tune=True; set is_tune=true or remove it"
                 )
             if data.get("tune_config") is not None:
                 raise ValueError("tune_config: only used when is_tune=True")
@@ -316,7 +315,9 @@ def parse_job(document: Any) -> Job:
             notes.append(message)
             params = _from_tune_action(params)
         elif action != "train":
-            raise JobValidationError(f"action: must be 'train' (or the deprecated 'tune'), got {action!r}")
+            raise JobValidationError(
+                f"action: must be 'train' (or the deprecated 'tune'), got {action!r}"
+            )
         plugin = document.get("plugin", params.pop("plugin", None))
     else:
         params = dict(document)

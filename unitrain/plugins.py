@@ -56,8 +56,9 @@ class Plugin:
     def description(self) -> str:
         return (self.module.__doc__ or "").strip().splitlines()[0] if self.module.__doc__ else ""
 
-    def validate_hyperparameter(self, values: dict[str, Any], *, field: str = "hyperparameter",
-                                partial: bool = False) -> dict[str, Any]:
+    def validate_hyperparameter(
+        self, values: dict[str, Any], *, field: str = "hyperparameter", partial: bool = False
+    ) -> dict[str, Any]:
         """Check ``values`` against the plugin's schema; return them with defaults filled in.
 
         With ``partial`` only the given keys are checked (tuning mode checks the

@@ -30,8 +30,6 @@ def server_file() -> Path:
     return home() / "prefect" / "server.json"
 
 
-
-
 def _healthy(api_url: str) -> bool:
     try:
         return httpx.get(f"{api_url}/health", timeout=2).status_code == 200

@@ -50,7 +50,9 @@ class JobProgress:
             if name == category:
                 return total
             total += weight
-        raise KeyError(f"{category!r} is not a step of a {self.mode} job; steps: {list(self.weights)}")
+        raise KeyError(
+            f"{category!r} is not a step of a {self.mode} job; steps: {list(self.weights)}"
+        )
 
     def overall(self, category: str, fraction: float) -> float:
         fraction = min(max(fraction, 0.0), 1.0)

@@ -39,6 +39,7 @@ class UnitrainTaskRunner(RayTaskRunner):
 
     def __init__(self, address: str | None = None, init_kwargs: dict[str, Any] | None = None):
         super().__init__(address=address, init_kwargs=init_kwargs)
+        self.address: str | None = address
         self._configured_kwargs = init_kwargs
 
     def duplicate(self) -> UnitrainTaskRunner:

@@ -74,7 +74,9 @@ class ModelRegistry:
         # A tracking server picks its own artifact store; a database store we
         # point at the home folder (or UNITRAIN_ARTIFACT_ROOT) instead of the cwd.
         served = self.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks")
-        location = None if served else os.environ.get("UNITRAIN_ARTIFACT_ROOT") or mlflow_artifact_root()
+        location = (
+            None if served else os.environ.get("UNITRAIN_ARTIFACT_ROOT") or mlflow_artifact_root()
+        )
         try:
             return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location))
         except Exception:  # created meanwhile by a concurrent job
@@ -151,7 +153,7 @@ class ModelRegistry:
             ) from None
         return _record(version)
 
-    def list(self, job: str | None = None) -> list[ModelRecord]:
+    def models(self, job: str | None = None) -> list[ModelRecord]:
         query = f"name = '{self.name}'"
         versions = self.client.search_model_versions(query)
         records = [_record(v) for v in versions]

@@ -61,6 +61,7 @@ class TrainRun:
         self._trials_sink = trials_sink
         self._step: dict[str, int] = {}
         self._client = None
+        self._run_id = run_id or ""
         if run_id is not None:
             from mlflow import MlflowClient
 
@@ -89,7 +90,7 @@ class TrainRun:
             step = self._step.get(name, -1) + 1
         self._step[name] = int(step)
         if self._client is not None and math.isfinite(value):
-            self._client.log_metric(self.run_id, name, value, step=int(step))
+            self._client.log_metric(self._run_id, name, value, step=int(step))
 
     def log_visualization(
         self, category: str, group: str, index: int, image: Any, **meta: Any
@@ -98,8 +99,13 @@ class TrainRun:
         path = f"visualizations/{category}/{group}/{int(index):05d}.png"
         self.records.append(
             self._with_trial(
-                {"category": category, "group": group, "index": index, "artifact": path,
-                 "meta": dict(meta)}
+                {
+                    "category": category,
+                    "group": group,
+                    "index": index,
+                    "artifact": path,
+                    "meta": dict(meta),
+                }
             )
         )
         if self._client is None:
@@ -108,7 +114,7 @@ class TrainRun:
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / Path(path).name
             target.write_bytes(png)
-            self._client.log_artifact(self.run_id, str(target), str(Path(path).parent))
+            self._client.log_artifact(self._run_id, str(target), str(Path(path).parent))
 
     def log_message(self, text: str) -> None:
         """A line for the job's log (the Prefect run log)."""
@@ -134,24 +140,28 @@ class TrainRun:
         """Publish a trial table; returns the payload that was logged."""
         from unitrain.trial_table import TrialTable
 
-        table = TrialTable.from_payload(data) if data is not None else TrialTable(
-            trials=trials or {},
-            base=base or ["status"],
-            hyperparameters=hyperparameters or [],
-            metrics=metrics or [],
-            best_trial=best_trial,
+        table = (
+            TrialTable.from_payload(data)
+            if data is not None
+            else TrialTable(
+                trials=trials or {},
+                base=base or ["status"],
+                hyperparameters=hyperparameters or [],
+                metrics=metrics or [],
+                best_trial=best_trial,
+            )
         )
         payload = table.payload()
         if self._trials_sink is not None:
             self._trials_sink(table)
         if self._client is not None:
-            self._client.log_dict(self.run_id, payload, "trials.json")
+            self._client.log_dict(self._run_id, payload, "trials.json")
         return payload
 
     def close(self) -> None:
         """Write the messages to the MLflow run."""
         if self._client is not None and self.messages:
-            self._client.log_text(self.run_id, "\n".join(self.messages) + "\n", "messages.log")
+            self._client.log_text(self._run_id, "\n".join(self.messages) + "\n", "messages.log")
 
 
 def _to_png(image: Any) -> bytes:

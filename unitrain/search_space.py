@@ -62,7 +62,7 @@ class _Entry(BaseModel):
     @property
     def q_defaulted(self) -> bool:
         """True when the entry takes ``q`` and the user left it out."""
-        return "q" in type(self).model_fields and getattr(self, "q") is None
+        return "q" in type(self).model_fields and getattr(self, "q", None) is None
 
 
 class _FloatRange(_Entry):

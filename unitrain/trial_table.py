@@ -69,7 +69,9 @@ class TrialTable:
 
         description = f"Trials of {job}" + (f"; best: {self.best_trial}" if self.best_trial else "")
         try:
-            create_table_artifact(self.rows(), key=artifact_key("trials", job), description=description)
+            create_table_artifact(
+                self.rows(), key=artifact_key("trials", job), description=description
+            )
         except Exception as error:  # the table is a view; never fail a job for it
             log.warning("could not publish the trial table: %s", error)
 

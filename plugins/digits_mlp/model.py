@@ -47,7 +47,9 @@ def _optimizer(name: str, parameters: Any, lr: float, weight_decay: float) -> An
     return factory[name](parameters, lr=lr, weight_decay=weight_decay)
 
 
-def train(run: Any, dataset: Any, hyperparameter: dict[str, Any], checkpoint: Any, **kwargs: Any) -> dict[str, float]:
+def train(
+    run: Any, dataset: Any, hyperparameter: dict[str, Any], checkpoint: Any, **kwargs: Any
+) -> dict[str, float]:
     """Train the MLP; save ``model.pt`` into ``run.checkpoint_output``; return final metrics."""
     import torch
 
@@ -98,8 +100,13 @@ def train(run: Any, dataset: Any, hyperparameter: dict[str, Any], checkpoint: An
             loss = loss_fn(logits, yt[index])
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(index)
+            total_loss += loss.item() * len(index)
             correct += int((logits.argmax(1) == yt[index]).sum())
+        if not np.isfinite(total_loss):
+            raise FloatingPointError(
+                f"training diverged at epoch {epoch} (loss is {total_loss}); "
+                f"lower learning_rate (now {hp.learning_rate})"
+            )
         model.eval()
         with torch.no_grad():
             valid_logits = model(xv)
@@ -120,7 +127,9 @@ def train(run: Any, dataset: Any, hyperparameter: dict[str, Any], checkpoint: An
 
     with torch.no_grad():
         predictions = model(xv).argmax(1).numpy()
-    run.log_visualization("predictions", "validation", start_epoch + hp.epochs, _grid(x_valid, y_valid, predictions))
+    run.log_visualization(
+        "predictions", "validation", start_epoch + hp.epochs, _grid(x_valid, y_valid, predictions)
+    )
 
     output = Path(run.checkpoint_output)
     output.mkdir(parents=True, exist_ok=True)
@@ -146,12 +155,17 @@ def _report_to_tune(metrics: dict[str, float], epoch: int) -> None:
     tune.report({**metrics, "epoch": epoch})
 
 
-def _grid(features: np.ndarray, labels: np.ndarray, predictions: np.ndarray, count: int = 32) -> np.ndarray:
+def _grid(
+    features: np.ndarray, labels: np.ndarray, predictions: np.ndarray, count: int = 32
+) -> np.ndarray:
     """Validation samples as tiles, framed green when predicted right, red when wrong."""
     side = int(round(features.shape[1] ** 0.5))
     if side * side != features.shape[1]:
         # Not images: a strip of right/wrong squares is still a readable summary.
-        tiles = [np.full((8, 8), 1.0 if p == t else 0.0) for p, t in zip(predictions[:count], labels[:count], strict=False)]
+        tiles = [
+            np.full((8, 8), 1.0 if p == t else 0.0)
+            for p, t in zip(predictions[:count], labels[:count], strict=False)
+        ]
         side = 8
     else:
         tiles = [f.reshape(side, side) for f in features[:count]]

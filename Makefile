@@ -1,0 +1,47 @@
+# `make demo` and `make test` set everything up from nothing (a .venv beside
+# this file) and then run; later runs reuse the environment.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint typecheck unit e2e bench clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned to a CPU build where the machine has
+# one on disk (pip's find-links); otherwise pip takes PyPI's build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" || $(BIN)/python -m pip install --quiet "torch>=2.4,<3"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/unitrain run examples/demo.json
+
+lint: setup
+	$(BIN)/ruff check unitrain flows tasks plugins tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+e2e: setup
+	$(BIN)/pytest -q tests/e2e
+
+bench: setup
+	$(BIN)/python bench/tune_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""``unitrain run`` as a user runs it: a subprocess on a fresh home, the embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def unitrain(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
+    }
+    env.update(UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    command = [sys.executable, "-m", "unitrain.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_seed_training_examples_run_from_the_command_line(tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "digits456.npz", X=digits.data.astype("float32"), y=digits.target)
+    home = tmp_path / "home"
+    added = unitrain(home, "datasets", "add", str(tmp_path / "digits456.npz"), "--id", "456")
+    assert added.returncode == 0, added.stderr
+
+    first = unitrain(home, "run", str(EXAMPLES / "simple_training.json"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = json.loads(first.stdout)  # stdout holds the result JSON and nothing else
+    assert set(result) == {"model_id"}
+    assert "database is locked" not in first.stderr
+
+    resume = json.loads((EXAMPLES / "resume_from_checkpoint.json").read_text())
+    resume["params"]["checkpoint"] = result["model_id"]
+    (tmp_path / "resume.json").write_text(json.dumps(resume))
+    second = unitrain(home, "run", str(tmp_path / "resume.json"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads(second.stdout)["model_id"] == result["model_id"] + 1
+    assert f"resuming from model {result['model_id']}" in second.stderr
+
+    listing = unitrain(home, "models", "list", "--json")
+    models = {m["model_id"]: m for m in json.loads(listing.stdout)}
+    assert models[result["model_id"]]["job"] == "resnet50_training"
+    assert models[result["model_id"] + 1]["job"] == "resnet50_continued"
+    assert models[result["model_id"] + 1]["dataset"] == "456"

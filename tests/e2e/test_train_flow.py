@@ -1,0 +1,120 @@
+"""The real ``train`` flow: Prefect (test harness API), a local Ray, MLflow on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from unitrain.errors import JobValidationError, UnitrainError
+from unitrain.registry import ModelRegistry
+
+pytestmark = pytest.mark.e2e
+
+
+def run(**params):
+    from flows.train import train
+
+    state = train(**params, return_state=True)
+    return state
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def flow_artifacts(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+def test_training_job_registers_its_model_with_everything_logged(flow_env):
+    name = unique("e2e:train,v1")
+    state = run(name=name, dataset=1, hyperparameter={"epochs": 4, "batch_size": 64})
+    assert state.is_completed(), state
+    model_id = state.result()["model_id"]
+
+    registry = ModelRegistry()
+    record = registry.get(model_id)
+    assert record.job == name.replace(":", "%3A").replace(",", "%2C")
+    assert record.plugin == "digits_mlp" and record.dataset == "1"
+    assert record.hyperparameters["epochs"] == 4 and record.hyperparameters["optimizer"] == "adam"
+    assert record.metrics["validation_accuracy"] > 0.5
+
+    mlflow_run = registry.client.get_run(record.run_id)
+    assert mlflow_run.info.status == "FINISHED"
+    history = registry.client.get_metric_history(record.run_id, "training/loss")
+    assert [m.step for m in history] == [0, 1, 2, 3]
+    assert history[-1].value < history[0].value
+    artifacts = {a.path for a in registry.client.list_artifacts(record.run_id, "model")}
+    assert artifacts == {"model/model.pt"}
+    pictures = registry.client.list_artifacts(
+        record.run_id, "visualizations/predictions/validation"
+    )
+    assert [a.path.rsplit("/", 1)[-1] for a in pictures] == ["00004.png"]
+
+    artifacts = flow_artifacts(state.state_details.flow_run_id)
+    job_bar = [a for a in artifacts if a.type == "progress" and a.task_run_id is None]
+    assert len(job_bar) == 1 and job_bar[0].data == 100
+    steps = [a for a in artifacts if a.type == "progress" and a.task_run_id is not None]
+    assert {a.description for a in steps} == {"step dataset", "step train", "step model_upload"}
+    assert all(a.data == 100 for a in steps)
+    assert any(a.type == "markdown" and f"model ID: {model_id}" in a.data for a in artifacts)
+
+
+def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
+    name = unique("e2e-resume")
+    first = run(name=name, dataset=1, hyperparameter={"epochs": 2}).result()["model_id"]
+    second_name = unique("e2e-continued")
+    second = run(
+        name=second_name,
+        dataset=1,
+        checkpoint=first,
+        hyperparameter={"epochs": 3, "learning_rate": 0.0001},
+    ).result()["model_id"]
+    registry = ModelRegistry()
+    assert second > first
+    run_record = registry.client.get_run(registry.get(second).run_id)
+    assert run_record.data.tags["unitrain.checkpoint"] == str(first)
+
+    import torch
+
+    folder = registry.download(second, registry_tmp := __import__("tempfile").mkdtemp())
+    assert torch.load(folder / "model.pt", weights_only=True)["epochs_done"] == 5
+    del registry_tmp
+
+    # The same name again is rejected before anything runs: no new MLflow run, no model.
+    runs_before = len(registry.client.search_runs([registry.experiment_id()]))
+    state = run(name=name, dataset=1, hyperparameter={"epochs": 2})
+    assert state.is_failed()
+    with pytest.raises(JobValidationError, match="already exists"):
+        state.result()
+    assert len(registry.client.search_runs([registry.experiment_id()])) == runs_before
+    # ... unless the job continues itself, as scheduled retraining does.
+    again = run(name=name, dataset=1, checkpoint="latest", hyperparameter={"epochs": 1})
+    assert again.result()["model_id"] > second
+
+
+def test_failing_plugin_marks_the_run_failed_and_registers_nothing(flow_env):
+    base = run(name=unique("e2e-base"), dataset=1, hyperparameter={"epochs": 1}).result()[
+        "model_id"
+    ]
+    registry = ModelRegistry()
+    models_before = len(registry.models())
+    name = unique("e2e-broken")
+    state = run(
+        name=name, dataset=1, checkpoint=base, hyperparameter={"epochs": 1, "hidden_units": 8}
+    )
+    assert state.is_failed()
+    with pytest.raises(UnitrainError, match="hidden_units=64; the job asks for 8"):
+        state.result()
+    assert len(registry.models()) == models_before
+    failed = registry.client.search_runs(
+        [registry.experiment_id()], filter_string=f"tags.`unitrain.job` = '{name}'"
+    )
+    assert [r.info.status for r in failed] == ["FAILED"]

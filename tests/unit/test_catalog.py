@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unitrain.catalog import DatasetCatalog
+from unitrain.errors import NotFoundError, UnitrainError
+
+
+def make_npz(path: Path) -> Path:
+    np.savez(path, X=np.arange(20, dtype="float32").reshape(10, 2), y=np.arange(10) % 2)
+    return path
+
+
+def test_bundled_datasets_are_there_out_of_the_box(home):
+    catalog = DatasetCatalog()
+    assert catalog.get(1).name == "digits"
+    assert catalog.get("iris").id == 2
+
+
+def test_add_with_chosen_id_and_find_by_id_or_name(home, tmp_path):
+    source = make_npz(tmp_path / "data.npz")
+    entry = DatasetCatalog().add(str(source), id=456, name="toy")
+    assert entry.uri == source.resolve().as_uri() and entry.sha256
+    again = DatasetCatalog()  # a new reader sees what was written
+    assert again.get(456) == entry and again.get("toy") == entry
+
+
+def test_next_free_id_and_taken_ids(home, tmp_path):
+    catalog = DatasetCatalog()
+    first = catalog.add(str(make_npz(tmp_path / "a.npz")))
+    assert first.id == 100
+    assert catalog.add(str(make_npz(tmp_path / "b.npz"))).id == 101
+    with pytest.raises(UnitrainError, match="dataset ID 100 is already taken"):
+        catalog.add(str(make_npz(tmp_path / "c.npz")), id=100)
+    with pytest.raises(UnitrainError, match="belongs to the bundled dataset 'digits'"):
+        catalog.add(str(make_npz(tmp_path / "d.npz")), id=1)
+
+
+def test_unknown_dataset_lists_what_exists(home):
+    with pytest.raises(
+        NotFoundError, match=r"dataset 999 is not in the catalog; known datasets: 1 \(digits\)"
+    ):
+        DatasetCatalog().get(999)
+
+
+def test_missing_source_is_rejected(home, tmp_path):
+    with pytest.raises(NotFoundError, match="does not exist"):
+        DatasetCatalog().add(str(tmp_path / "nope.npz"))
+
+
+def test_prepare_copies_with_progress_and_checks_digest(home, tmp_path):
+    source = make_npz(tmp_path / "data.npz")
+    catalog = DatasetCatalog()
+    entry = catalog.add(str(source), id=300)
+    seen: list[tuple[int, int]] = []
+    prepared = catalog.prepare(entry, progress=lambda done, total: seen.append((done, total)))
+    assert Path(prepared.path).read_bytes() == source.read_bytes()
+    assert Path(prepared.path).parent.parent == home / "datasets" / "cache"
+    assert seen[-1][0] == seen[-1][1] == source.stat().st_size
+    # The source changes after registration: preparing again must refuse it.
+    import shutil
+
+    shutil.rmtree(Path(prepared.path).parent)
+    np.savez(source, X=np.zeros((3, 2), dtype="float32"), y=np.zeros(3))
+    with pytest.raises(UnitrainError, match="changed since it was registered"):
+        catalog.prepare(entry)
+    assert not any(p.name.startswith(".staging") for p in (home / "datasets" / "cache").iterdir())
+
+
+def test_prepare_bundled_materialises_arrays(home):
+    catalog = DatasetCatalog()
+    prepared = catalog.prepare(catalog.get(1))
+    with np.load(prepared.path) as arrays:
+        assert arrays["X"].shape == (1797, 64)

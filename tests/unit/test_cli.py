@@ -1,0 +1,46 @@
+import json
+from pathlib import Path
+
+import numpy as np
+
+from unitrain.cli import main
+
+
+def write(path: Path, document) -> str:
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+def test_invalid_job_exits_2_with_one_message_and_writes_nothing(home, tmp_path, capsys):
+    job = write(tmp_path / "job.json", {"action": "train", "params": {"name": "x", "dataset": 1}})
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    assert main(["run", job]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: invalid job: hyperparameter is required when is_tune=False"
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+
+
+def test_bad_json_names_the_position(tmp_path, capsys):
+    (tmp_path / "job.json").write_text('{"action": "train",, }')
+    assert main(["run", str(tmp_path / "job.json")]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_datasets_add_and_list(home, tmp_path, capsys):
+    np.savez(tmp_path / "toy.npz", X=np.zeros((4, 2)), y=np.zeros(4))
+    assert main(["datasets", "add", str(tmp_path / "toy.npz"), "--id", "456"]) == 0
+    assert main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset 456 (toy.npz)" in out and "456  toy.npz" in out and "1    digits" in out
+
+
+def test_validate_prints_the_plan(home, tmp_path, capsys):
+    job = write(tmp_path / "job.json", {"name": "x", "dataset": 1, "hyperparameter": {"epochs": 2}})
+    assert main(["validate", job]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["mode"] == "training" and summary["hyperparameter"]["epochs"] == 2
+
+
+def test_models_list_on_an_empty_registry(home, capsys):
+    assert main(["models", "list"]) == 0
+    assert capsys.readouterr().out.startswith("ID")

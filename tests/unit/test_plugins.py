@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.plugin_contract import PluginContract
+from unitrain import plugins as plugins_module
+from unitrain.errors import JobValidationError, NotFoundError
+from unitrain.plugins import DEFAULT_PLUGIN, available_plugins, load_plugin
+from unitrain.run import TrainRun
+
+
+class TestDigitsMLP(PluginContract):
+    plugin_name = "digits_mlp"
+    quick = {"epochs": 3, "batch_size": 64}
+
+    def test_resume_continues_counting_epochs(self, home, tmp_path):
+        self._train(tmp_path / "first")
+        import torch
+
+        state = torch.load(tmp_path / "first" / "model.pt", weights_only=True)
+        assert state["epochs_done"] == 3
+
+    def test_learns_the_digits(self, home, tmp_path):
+        self.quick = {"epochs": 15}
+        run, metrics = self._train(tmp_path / "model")
+        assert metrics["validation_accuracy"] > 0.9
+        assert any(r.get("category") == "predictions" for r in run.records)
+
+
+def test_bundled_plugin_is_discovered_and_default():
+    assert DEFAULT_PLUGIN in available_plugins()
+    assert load_plugin().name == DEFAULT_PLUGIN
+
+
+def test_unknown_plugin_lists_available():
+    with pytest.raises(
+        NotFoundError, match="'os.path' is not an installed plugin; available: digits_mlp"
+    ):
+        load_plugin("os.path")
+
+
+def test_entry_point_plugins_are_discovered(monkeypatch):
+    class EntryPoint:
+        name, value = "third_party", "json"
+
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: [EntryPoint()])
+    assert available_plugins()["third_party"] == "json"
+    with pytest.raises(Exception, match="has no train\\(\\) function"):
+        load_plugin("third_party")
+
+
+def test_schema_errors_name_the_key_and_rule():
+    plugin = load_plugin("digits_mlp")
+    with pytest.raises(
+        JobValidationError,
+        match=r"hyperparameter.optimizer: Input should be 'adam', 'sgd' or 'rmsprop'",
+    ):
+        plugin.validate_hyperparameter({"optimizer": "lbfgs"})
+    with pytest.raises(
+        JobValidationError,
+        match=r"hyperparameter.epochs: Input should be greater than or equal to 1",
+    ):
+        plugin.validate_hyperparameter({"epochs": 0})
+
+
+def test_defaults_are_filled_in():
+    assert load_plugin("digits_mlp").validate_hyperparameter({"epochs": 2})["optimizer"] == "adam"
+
+
+def test_run_adds_trial_id_to_every_record():
+    run = TrainRun(trial_id="abc123")
+    run.log_metric("training", "loss", 0.5, epoch=10)
+    run.log_visualization("predictions", "train", 1, b"png")
+    assert run.records[0] == {
+        "category": "training",
+        "key": "loss",
+        "value": 0.5,
+        "metrics": {"epoch": 10},
+        "trial_id": "abc123",
+    }
+    assert run.records[1]["trial_id"] == "abc123"

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from unitrain.errors import NotFoundError
+from unitrain.registry import ModelRegistry
+
+
+def register(registry: ModelRegistry, tmp_path: Path, job: str, trial: str = "") -> int:
+    run = registry.client.create_run(registry.experiment_id(), run_name=job)
+    model = tmp_path / f"model-{job}-{trial}"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00\x01")
+    return registry.register(
+        run_id=run.info.run_id,
+        model_dir=model,
+        job=job,
+        plugin="p",
+        dataset=1,
+        hyperparameters={"lr": 0.1},
+        metrics={"accuracy": 0.9},
+        trial_id=trial,
+    )
+
+
+def test_model_ids_are_consecutive_integers_with_metadata(home, tmp_path):
+    registry = ModelRegistry()
+    first, second = register(registry, tmp_path, "a"), register(registry, tmp_path, "b", "t1")
+    assert (first, second) == (1, 2)
+    record = registry.get(2)
+    assert (record.job, record.trial_id, record.plugin, record.dataset) == ("b", "t1", "p", "1")
+    assert record.hyperparameters == {"lr": 0.1} and record.metrics == {"accuracy": 0.9}
+
+
+def test_download_returns_the_files(home, tmp_path):
+    registry = ModelRegistry()
+    model_id = register(registry, tmp_path, "a")
+    folder = registry.download(model_id, tmp_path / "download")
+    assert (folder / "weights.bin").read_bytes() == b"\x00\x01"
+
+
+def test_unknown_model_is_a_clear_error(home):
+    with pytest.raises(NotFoundError, match="checkpoint: model 42 does not exist"):
+        ModelRegistry().get(42)
+
+
+def test_jobs_and_latest(home, tmp_path):
+    registry = ModelRegistry()
+    register(registry, tmp_path, "job%3A1")
+    latest = register(registry, tmp_path, "job%3A1", "t")
+    assert registry.job_exists("job%3A1") and not registry.job_exists("job")
+    assert registry.latest_of("job%3A1") == latest
+    assert [r.model_id for r in registry.models(job="job%3A1")] == [1, 2]
+
+
+def test_mark_best_sets_tag_and_alias(home, tmp_path):
+    registry = ModelRegistry()
+    model_id = register(registry, tmp_path, "tuned job")
+    registry.mark_best(model_id, "tuned job")
+    assert registry.get(model_id).best
+    alias = registry.client.get_model_version_by_alias(registry.name, "best-tuned_job")
+    assert int(alias.version) == model_id
