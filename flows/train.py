@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.artifacts import create_progress_artifact
 from prefect.runtime import flow_run
 
+from flows.tune import run_tuning
 from tasks import prepare_dataset, train_model, upload_model, validate_job
 from unitrain.names import encode_job_name
 from unitrain.progress import JobProgress
@@ -71,14 +72,14 @@ def train(
     )
     prepared = prepare_dataset.submit(plan.dataset, progress).result()
     if plan.params.is_tune:
-        from flows.tune import run_tuning
-
         result = run_tuning(plan, prepared, progress)
+        publish_summary(plan, result, metrics=result["best_trial"]["metrics"])
     else:
         outcome = train_model.submit(plan, prepared, progress).result()
         model_id = upload_model.submit(
-            plan, outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter, progress
+            plan, outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter
         ).result()
+        progress.step("model_upload").complete()
         result = {"model_id": model_id}
         publish_summary(plan, result, metrics=outcome.metrics)
     progress.finish()

@@ -1,8 +1,19 @@
 """The steps of the train DAG, one Prefect task per module."""
 
+from tasks.log_trials import log_trials
 from tasks.prepare_dataset import prepare_dataset
+from tasks.register_best_trial import register_best_trial
 from tasks.train_model import train_model
+from tasks.tune_trials import tune_trials
 from tasks.upload_models import upload_model
 from tasks.validate_job import validate_job
 
-__all__ = ["prepare_dataset", "train_model", "upload_model", "validate_job"]
+__all__ = [
+    "log_trials",
+    "prepare_dataset",
+    "register_best_trial",
+    "train_model",
+    "tune_trials",
+    "upload_model",
+    "validate_job",
+]

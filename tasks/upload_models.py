@@ -5,23 +5,22 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from unitrain.jobs import JobPlan
-from unitrain.progress import JobProgress
 from unitrain.registry import ModelRegistry
 
 
-@task(name="upload_models", retries=2, retry_delay_seconds=2)
+@task(name="upload_models")
 def upload_model(
     plan: JobPlan,
     run_id: str,
     model_dir: str,
     metrics: dict[str, float],
     hyperparameter: dict,
-    progress: JobProgress,
     trial_id: str = "",
+    best: bool = False,
 ) -> int:
     """Upload one model folder into its MLflow run and register it as a new version."""
-    step = progress.step("model_upload")
-    model_id = ModelRegistry().register(
+    registry = ModelRegistry()
+    model_id = registry.register(
         run_id=run_id,
         model_dir=model_dir,
         job=plan.job,
@@ -31,6 +30,7 @@ def upload_model(
         metrics=metrics,
         trial_id=trial_id,
     )
-    step.complete()
+    if best:
+        registry.mark_best(model_id, plan.job)
     get_run_logger().info("registered model %s for job %r", model_id, plan.job)
     return model_id

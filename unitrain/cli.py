@@ -70,10 +70,7 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
     plan = plan_job(job.params, plugin)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
-    params = job.params.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-    params["name"] = job.params.name
-    params["dataset"] = job.params.dataset
-    return params, plan.plugin
+    return dict(job.raw), plan.plugin
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

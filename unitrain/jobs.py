@@ -63,6 +63,7 @@ def plan_job(
         hyperparameter = loaded.validate_hyperparameter(fixed, partial=True)
         names = {entry.name: None for entry in parsed.hyperparameters or []}
         loaded.validate_hyperparameter(names, field="hyperparameters", partial=True)
+        _check_tuning(parsed)
     else:
         hyperparameter = loaded.validate_hyperparameter(fixed)
 
@@ -83,6 +84,16 @@ def plan_job(
         hyperparameter=hyperparameter,
         notes=notes,
     )
+
+
+def _check_tuning(params: TrainParams) -> None:
+    """Build the searcher and scheduler once: what they cannot handle fails here."""
+    from unitrain.schedulers import build_scheduler
+    from unitrain.search_algorithms import check_search_space
+
+    assert params.tune_config is not None and params.hyperparameters is not None
+    check_search_space(params.hyperparameters, params.tune_config)
+    build_scheduler(params.tune_config)
 
 
 def _resolve_checkpoint(

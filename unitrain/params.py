@@ -251,6 +251,8 @@ class Job:
     params: TrainParams
     plugin: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the params object as given (after the deprecated envelope is rewritten)
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 def _location(loc: tuple[Any, ...], data: Any) -> str:
@@ -324,7 +326,7 @@ def parse_job(document: Any) -> Job:
         plugin = params.pop("plugin", None)
     if plugin is not None and not isinstance(plugin, str):
         raise JobValidationError("plugin: must be the name of an installed plugin")
-    return Job(params=validate_params(params), plugin=plugin, notes=notes)
+    return Job(params=validate_params(params), plugin=plugin, notes=notes, raw=params)
 
 
 def _from_tune_action(params: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,32 @@ def _power_of_ten_at_most(value: float) -> float:
     return 10.0 ** math.floor(math.log10(value))
 
 
+def _snap(low: float, high: float, q: float) -> tuple[float, float]:
+    """The first and last multiples of ``q`` inside ``[low, high]``."""
+    return math.ceil(low / q - 1e-9) * q, math.floor(high / q + 1e-9) * q
+
+
+class _Quantised:
+    """Quantised values are multiples of ``q`` that lie inside ``[min, max]``."""
+
+    @property
+    def bounds(self) -> tuple[Any, Any]:
+        low, high = _snap(self.min, self.max, self.effective_q)  # type: ignore[attr-defined]
+        if isinstance(self.effective_q, int):  # type: ignore[attr-defined]
+            return int(round(low)), int(round(high))
+        return low, high
+
+    @model_validator(mode="after")
+    def _has_a_multiple(self) -> Any:
+        low, high = self.bounds
+        if low > high:
+            raise ValueError(
+                f"no multiple of q={self.effective_q} lies between min={self.min} and "  # type: ignore[attr-defined]
+                f"max={self.max}"  # type: ignore[attr-defined]
+            )
+        return self
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,7 +131,7 @@ class Uniform(_FloatRange):
     type: Literal["uniform"] = "uniform"
 
 
-class QUniform(_FloatRange):
+class QUniform(_Quantised, _FloatRange):
     """A uniform float rounded to a multiple of ``q``."""
 
     type: Literal["quniform"] = "quniform"
@@ -123,7 +149,7 @@ class LogUniform(_LogMixin, _FloatRange):
     base: float
 
 
-class QLogUniform(_LogMixin, _FloatRange):
+class QLogUniform(_Quantised, _LogMixin, _FloatRange):
     """A log-uniform float rounded to a multiple of ``q``."""
 
     type: Literal["qloguniform"] = "qloguniform"
@@ -167,7 +193,7 @@ class RandInt(_IntRange):
     type: Literal["randint"] = "randint"
 
 
-class QRandInt(_IntRange):
+class QRandInt(_Quantised, _IntRange):
     """An integer from ``[min, max]`` (both included) that is a multiple of ``q``."""
 
     type: Literal["qrandint"] = "qrandint"
@@ -185,7 +211,7 @@ class LogRandInt(_LogMixin, _IntRange):
     base: float
 
 
-class QLogRandInt(_LogMixin, _IntRange):
+class QLogRandInt(_Quantised, _LogMixin, _IntRange):
     """A log-scaled integer from ``[min, max]`` that is a multiple of ``q``."""
 
     type: Literal["qlograndint"] = "qlograndint"

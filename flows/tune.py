@@ -1,0 +1,64 @@
+"""The tuning branch of the ``train`` flow: tune -> log_trials -> register_best_trial -> upload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger
+from prefect_ray.context import remote_options
+
+from tasks import log_trials, register_best_trial, tune_trials, upload_model
+from unitrain.catalog import Dataset
+from unitrain.jobs import JobPlan
+from unitrain.progress import JobProgress
+
+
+def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[str, Any]:
+    """Run the search, mark the best trial, register every trial's model; return the result."""
+    # The task that drives Ray Tune reserves no CPU: the cores belong to the trials.
+    with remote_options(num_cpus=0):
+        outcome = tune_trials.submit(plan, dataset, progress).result()
+        log_trials.submit(plan, outcome).result()
+        best_id = register_best_trial.submit(plan, outcome).result()
+
+    logger = get_run_logger()
+    uploadable = []
+    for trial in outcome.trials:
+        if trial.status != "TERMINATED" or not trial.checkpoint_dir:
+            reason = trial.error or "it saved no model"
+            logger.warning("trial %s: no model to register (%s)", trial.trial_id, reason)
+            continue
+        uploadable.append(trial)
+
+    step = progress.step("model_upload")
+    with remote_options(num_cpus=0):
+        futures = upload_model.map(
+            plan=plan,
+            run_id=[t.mlflow_run_id or outcome.parent_run_id for t in uploadable],
+            model_dir=[t.checkpoint_dir for t in uploadable],
+            metrics=[t.metrics for t in uploadable],
+            hyperparameter=[{**plan.hyperparameter, **t.config} for t in uploadable],
+            trial_id=[t.trial_id for t in uploadable],
+            best=[t.trial_id == best_id for t in uploadable],
+        )
+        model_ids = []
+        for done, future in enumerate(futures, start=1):
+            model_ids.append(future.result())
+            step.update(done, len(uploadable))
+
+    trial_models = [
+        {
+            "trial_logdir": t.trial_logdir,
+            "model_id": model_id,
+            "config": t.config,
+            "metrics": t.metrics,
+            "trial_id": t.trial_id,
+        }
+        for t, model_id in zip(uploadable, model_ids, strict=True)
+    ]
+    best = next(m for m in trial_models if m["trial_id"] == best_id)
+    return {
+        "model_id": best["model_id"],
+        "best_trial": {key: best[key] for key in ("trial_logdir", "config", "metrics", "trial_id")},
+        "trial_models": trial_models,
+    }

@@ -1,0 +1,126 @@
+"""Search algorithms by name, each imported only when a job uses it.
+
+Every builder takes the generic search space and the tune config and returns
+``(searcher, param_space)``; what an algorithm cannot express is rejected
+with its name and the supported alternatives, before any trial runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from unitrain import search_space as ss
+from unitrain.errors import JobValidationError
+from unitrain.params import TuneConfig
+from unitrain.ray_space import to_param_space
+
+__all__ = ["build_search_alg", "check_search_space"]
+
+Builder = Callable[[Sequence[Any], dict[str, Any], TuneConfig], tuple[Any, dict[str, Any]]]
+
+
+def _reject(algorithm: str, entries: Sequence[Any], kinds: tuple[type, ...], why: str) -> None:
+    bad = [f"{e.name!r} ({e.type})" for e in entries if isinstance(e, kinds)]  # type: ignore[attr-defined]
+    if bad:
+        raise JobValidationError(
+            f"hyperparameters: {algorithm} {why}: {', '.join(bad)}; "
+            "use basicvariantgenerator, or change the entries' types"
+        )
+
+
+def _basic(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig):
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    searcher = BasicVariantGenerator(
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        random_state=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, to_param_space(entries, fixed)
+
+
+def _hyperopt(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig):
+    _reject("hyperoptsearch", entries, (ss.GridSearch,), "cannot run a grid")
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    space = to_param_space(entries)
+    converted = HyperOptSearch.convert_search_space(space)
+    searcher = HyperOptSearch(
+        space=converted,
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        random_state_seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+def _optuna(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig):
+    _reject("optunasearch", entries, (ss.GridSearch,), "cannot run a grid")
+    _reject("optunasearch", entries, (ss.RandN,), "cannot sample a normal distribution")
+    _reject(
+        "optunasearch",
+        entries,
+        (ss.QLogUniform, ss.QLogRandInt),
+        "cannot quantise a log scale",
+    )
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = OptunaSearch.convert_search_space(to_param_space(entries))
+    searcher = OptunaSearch(
+        space=space,
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+def _bayesopt(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig):
+    _reject("bayesoptsearch", entries, (ss.GridSearch,), "cannot run a grid")
+    _reject(
+        "bayesoptsearch", entries, (ss.RandN,), "needs bounded ranges, not a normal distribution"
+    )
+    from unitrain.bayesopt import BayesOptSearcher
+
+    searcher = BayesOptSearcher(
+        entries,
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+_BUILDERS: dict[str, Builder] = {
+    "basicvariantgenerator": _basic,
+    "hyperoptsearch": _hyperopt,
+    "bayesoptsearch": _bayesopt,
+    "optunasearch": _optuna,
+}
+
+
+def build_search_alg(
+    entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig
+) -> tuple[Any, dict[str, Any]]:
+    """The searcher and the Tuner's ``param_space`` for this job."""
+    name = config.search_alg.name
+    try:
+        return _BUILDERS[name](entries, fixed, config)
+    except JobValidationError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise JobValidationError(
+            f"tune_config.search_alg: {name} rejected the job: {error}"
+        ) from None
+
+
+def check_search_space(entries: Sequence[Any], config: TuneConfig) -> None:
+    """Build the searcher once, only to surface what it cannot handle."""
+    build_search_alg(entries, {}, config)

@@ -1,0 +1,131 @@
+"""A Ray Tune callback that keeps the live trial table and the trials share of the bar.
+
+Snapshots are throttled (at most one per ``interval_s``) so that jobs with
+hundreds of short trials do not spend their time logging; the final state is
+always published by :meth:`TrialsLoggingCallback.finish`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from unitrain.progress import StepProgress
+from unitrain.trial_table import MAX_METRIC_COLUMNS, TrialTable
+
+__all__ = ["TrialsLoggingCallback"]
+
+_HIDDEN = {"checkpoint_output", "mlflow_run_id", "epoch"}
+
+
+class TrialsLoggingCallback(Callback):
+    def __init__(
+        self,
+        *,
+        job: str,
+        metric: str,
+        hyperparameters: list[str],
+        total_trials: int,
+        progress: StepProgress | None,
+        interval_s: float = 2.0,
+    ) -> None:
+        self.job = job
+        self.metric = metric
+        self.hyperparameters = hyperparameters
+        self.total_trials = max(total_trials, 1)
+        self.progress = progress
+        self.interval_s = interval_s
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.metric_columns: list[str] = [metric]
+        self.finished = 0
+        self.snapshots = 0
+        self._last = 0.0
+
+    # -- Ray Tune hooks ----------------------------------------------------
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, "RUNNING")
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self._update(trial, "RUNNING", result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, "TERMINATED", trial.last_result)
+        self._one_more_finished()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, "ERROR", trial.last_result)
+        self._one_more_finished()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        for trial in trials:
+            if trial.trial_id not in self.trials and trial.status == "PENDING":
+                self._update(trial, "PENDING")
+        self._publish()
+
+    # -- table -------------------------------------------------------------
+
+    def _update(self, trial: Any, status: str, result: dict | None = None) -> None:
+        row = self.trials.setdefault(trial.trial_id, {})
+        row["status"] = status
+        for name in self.hyperparameters:
+            if name in (trial.config or {}):
+                row[name] = trial.config[name]
+        for key, value in (result or {}).items():
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and key not in _HIDDEN
+            ):
+                if key in _RAY_BOOKKEEPING:
+                    continue
+                row[key] = value
+                if key not in self.metric_columns and len(self.metric_columns) < MAX_METRIC_COLUMNS:
+                    self.metric_columns.append(key)
+
+    def _one_more_finished(self) -> None:
+        self.finished += 1
+        if self.progress is not None:
+            self.progress.update(self.finished, self.total_trials)
+        self._publish()
+
+    def table(self, best_trial: str = "") -> TrialTable:
+        return TrialTable(
+            trials={k: dict(v) for k, v in self.trials.items()},
+            base=["status"],
+            hyperparameters=list(self.hyperparameters),
+            metrics=list(self.metric_columns),
+            best_trial=best_trial,
+        )
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval_s:
+            return
+        self._last = now
+        self.snapshots += 1
+        self.table().publish(self.job)
+
+    def finish(self) -> TrialTable:
+        """Publish the final state, whatever the throttle says."""
+        self._publish(force=True)
+        return self.table()
+
+
+_RAY_BOOKKEEPING = {
+    "time_this_iter_s",
+    "time_total_s",
+    "timestamp",
+    "training_iteration",
+    "pid",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timesteps_total",
+    "episodes_total",
+    "timesteps_since_restore",
+    "done",
+}
