@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/unitrain run examples/demo.json
 
 lint: setup
-	$(BIN)/ruff check unitrain flows tasks plugins tests
+	$(BIN)/ruff check unitrain flows tasks plugins tests bench
 
 typecheck: setup
 	$(BIN)/mypy

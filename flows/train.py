@@ -13,9 +13,10 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_progress_artifact
 from prefect.runtime import flow_run
+from prefect_ray.context import remote_options
 
 from flows.tune import run_tuning
-from tasks import prepare_dataset, train_model, upload_model, validate_job
+from tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
 from unitrain.names import encode_job_name
 from unitrain.progress import JobProgress
 from unitrain.ray_cluster import UnitrainTaskRunner
@@ -75,10 +76,12 @@ def train(
         result = run_tuning(plan, prepared, progress)
         publish_summary(plan, result, metrics=result["best_trial"]["metrics"])
     else:
-        outcome = train_model.submit(plan, prepared, progress).result()
-        model_id = upload_model.submit(
-            plan, outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter
-        ).result()
+        with remote_options(num_cpus=plan.params.num_cpus or 1, num_gpus=plan.params.num_gpus or 0):
+            outcome = train_model.submit(plan, prepared, progress).result()
+        upload = ModelUpload(
+            outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter
+        )
+        [model_id] = upload_models.submit(plan, [upload]).result()
         progress.step("model_upload").complete()
         result = {"model_id": model_id}
         publish_summary(plan, result, metrics=outcome.metrics)

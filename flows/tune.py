@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import get_run_logger
 from prefect_ray.context import remote_options
 
-from tasks import log_trials, register_best_trial, tune_trials, upload_model
+from tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
+from tasks.upload_models import batches
 from unitrain.catalog import Dataset
 from unitrain.jobs import JobPlan
 from unitrain.progress import JobProgress
+
+# Upload batches run side by side; more than the cores would only queue.
+UPLOAD_PARALLELISM = int(os.environ.get("UNITRAIN_UPLOAD_PARALLELISM", "2"))
 
 
 def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[str, Any]:
@@ -29,22 +34,24 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
             logger.warning("trial %s: no model to register (%s)", trial.trial_id, reason)
             continue
         uploadable.append(trial)
+    uploads = [
+        ModelUpload(
+            run_id=t.mlflow_run_id or outcome.parent_run_id,
+            model_dir=t.checkpoint_dir,
+            metrics=t.metrics,
+            hyperparameter={**plan.hyperparameter, **t.config},
+            trial_id=t.trial_id,
+            best=t.trial_id == best_id,
+        )
+        for t in uploadable
+    ]
 
     step = progress.step("model_upload")
-    with remote_options(num_cpus=0):
-        futures = upload_model.map(
-            plan=plan,
-            run_id=[t.mlflow_run_id or outcome.parent_run_id for t in uploadable],
-            model_dir=[t.checkpoint_dir for t in uploadable],
-            metrics=[t.metrics for t in uploadable],
-            hyperparameter=[{**plan.hyperparameter, **t.config} for t in uploadable],
-            trial_id=[t.trial_id for t in uploadable],
-            best=[t.trial_id == best_id for t in uploadable],
-        )
-        model_ids = []
-        for done, future in enumerate(futures, start=1):
-            model_ids.append(future.result())
-            step.update(done, len(uploadable))
+    futures = upload_models.map(plan=plan, uploads=batches(uploads, UPLOAD_PARALLELISM))
+    model_ids: list[int] = []
+    for future in futures:
+        model_ids.extend(future.result())
+        step.update(len(model_ids), len(uploads))
 
     trial_models = [
         {

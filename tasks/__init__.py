@@ -5,7 +5,7 @@ from tasks.prepare_dataset import prepare_dataset
 from tasks.register_best_trial import register_best_trial
 from tasks.train_model import train_model
 from tasks.tune_trials import tune_trials
-from tasks.upload_models import upload_model
+from tasks.upload_models import ModelUpload, upload_models
 from tasks.validate_job import validate_job
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "register_best_trial",
     "train_model",
     "tune_trials",
-    "upload_model",
+    "ModelUpload",
+    "upload_models",
     "validate_job",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -51,10 +50,7 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
         },
     )
     run_id = mlflow_run.info.run_id
-    for key, value in plan.hyperparameter.items():
-        registry.client.log_param(
-            run_id, key, json.dumps(value) if not isinstance(value, str) else value
-        )
+    registry.log_params(run_id, plan.hyperparameter)
     step = progress.step("train")
     run = TrainRun(
         run_id=run_id,
@@ -82,9 +78,8 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
             f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}"
         ) from None
     metrics = {**run.last_metrics, **_numbers(returned)}
-    for key, value in metrics.items():
-        registry.client.log_metric(run_id, key, value)
     run.close()
+    registry.log_metrics(run_id, metrics)
     registry.client.set_terminated(run_id, "FINISHED")
     step.complete()
     if not any(output.iterdir()):

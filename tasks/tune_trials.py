@@ -102,7 +102,7 @@ def tune_trials(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> TuneO
             scheduler=build_scheduler(config),
             # A grid runs every point num_samples / grid times: num_samples is the total.
             num_samples=total // grid if grid > 1 else total,
-            max_concurrent_trials=config.max_concurrent_trials,
+            # max_concurrent_trials is applied by the search algorithm (see search_algorithms)
             reuse_actors=True,
             trial_name_creator=lambda trial: trial.trial_id,
             trial_dirname_creator=lambda trial: trial.trial_id,

@@ -2,35 +2,73 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prefect import get_run_logger, task
 
 from unitrain.jobs import JobPlan
 from unitrain.registry import ModelRegistry
 
 
+@dataclass(frozen=True)
+class ModelUpload:
+    """One model folder to register, with what its version is tagged with."""
+
+    run_id: str
+    model_dir: str
+    metrics: dict[str, float]
+    hyperparameter: dict[str, Any]
+    trial_id: str = ""
+    best: bool = False
+
+
 @task(name="upload_models")
-def upload_model(
-    plan: JobPlan,
-    run_id: str,
-    model_dir: str,
-    metrics: dict[str, float],
-    hyperparameter: dict,
-    trial_id: str = "",
-    best: bool = False,
-) -> int:
-    """Upload one model folder into its MLflow run and register it as a new version."""
+def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
+    """Upload each model folder into its MLflow run and register it; return the model IDs.
+
+    Models travel in batches: one task per batch keeps the per-task cost of
+    Prefect and Ray small when a search registers hundreds of trial models.
+    """
     registry = ModelRegistry()
-    model_id = registry.register(
-        run_id=run_id,
-        model_dir=model_dir,
-        job=plan.job,
-        plugin=plan.plugin,
-        dataset=plan.dataset.id,
-        hyperparameters=hyperparameter,
-        metrics=metrics,
-        trial_id=trial_id,
-    )
-    if best:
-        registry.mark_best(model_id, plan.job)
-    get_run_logger().info("registered model %s for job %r", model_id, plan.job)
-    return model_id
+    logger = get_run_logger()
+    model_ids = []
+    for upload in uploads:
+        model_id = registry.register(
+            run_id=upload.run_id,
+            model_dir=upload.model_dir,
+            job=plan.job,
+            plugin=plan.plugin,
+            dataset=plan.dataset.id,
+            hyperparameters=upload.hyperparameter,
+            metrics=upload.metrics,
+            trial_id=upload.trial_id,
+        )
+        if upload.best:
+            registry.mark_best(model_id, plan.job)
+        model_ids.append(model_id)
+        logger.info(
+            "registered model %s for job %r%s",
+            model_id,
+            plan.job,
+            f" (trial {upload.trial_id})" if upload.trial_id else "",
+        )
+    return model_ids
+
+
+def batches(
+    uploads: list[ModelUpload], count: int, *, min_size: int = 25
+) -> list[list[ModelUpload]]:
+    """Split ``uploads`` into at most ``count`` batches of at least ``min_size``, keeping order.
+
+    A batch costs a Ray worker (seconds to start on a small machine), so a few
+    models go in one batch and only large searches fan out.
+    """
+    count = max(1, min(count, len(uploads) // max(min_size, 1)))
+    size, extra = divmod(len(uploads), count)
+    result, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        result.append(uploads[start:end])
+        start = end
+    return [batch for batch in result if batch]

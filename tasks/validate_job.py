@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from unitrain.jobs import JobPlan, plan_job
 from unitrain.prefect_server import running_job_runs
+from unitrain.resources import check_trial_resources
 
 
 @task(name="validate_params")
@@ -16,6 +17,9 @@ def validate_job(params: dict[str, Any], plugin: str | None) -> JobPlan:
     """Check every rule before anything runs; the plan says what will run."""
     current = flow_run.get_id()
     plan = plan_job(params, plugin, running_jobs=lambda job: running_job_runs(job, exclude=current))
+    # This task runs on the flow's Ray cluster: a request it can never satisfy
+    # fails here, instead of leaving trials PENDING forever.
+    check_trial_resources(plan.params.num_cpus or 1.0, plan.params.num_gpus or 0.0)
     logger = get_run_logger()
     for note in plan.notes:
         logger.info(note)

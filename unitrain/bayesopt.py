@@ -9,6 +9,7 @@ searched on the log of their value, so the GP sees the scale the user chose.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,14 +75,18 @@ class BayesOptSearcher(Searcher):
 
         super().__init__(metric=metric, mode=mode)
         self._dimensions = {e.name: _Dimension(e) for e in entries}
-        self._optimizer = BayesianOptimization(
-            f=None,
-            pbounds={name: d.bound() for name, d in self._dimensions.items()},
-            random_state=seed,
-            verbose=0,
-            allow_duplicate_points=True,
-            **options,
-        )
+        with warnings.catch_warnings():
+            # Integer and categorical bounds are flagged experimental in 3.x; they are
+            # what this searcher is for, and its tests cover them.
+            warnings.filterwarnings("ignore", message="Non-float parameters are experimental")
+            self._optimizer = BayesianOptimization(
+                f=None,
+                pbounds={name: d.bound() for name, d in self._dimensions.items()},
+                random_state=seed,
+                verbose=0,
+                allow_duplicate_points=True,
+                **options,
+            )
         self._pending_points = list(points_to_evaluate or [])
         self._live: dict[str, dict[str, Any]] = {}
 

@@ -261,12 +261,12 @@ def _copy(uri: str, staging: Path, report: ProgressCallback) -> Path:
 
 def _materialise_bundled(name: str, cache: Path) -> Path:
     """Write a bundled scikit-learn dataset as ``X``/``y`` arrays in an ``.npz`` file."""
-    import numpy as np
-    from sklearn import datasets
-
     path = cache / f"bundled-{name}.npz"
     if path.exists():
         return path
+    import numpy as np
+    from sklearn import datasets
+
     loader = {"digits": datasets.load_digits, "iris": datasets.load_iris}[name]
     bunch = loader()
     temporary = cache / f".bundled-{name}-{os.getpid()}.npz"

@@ -15,6 +15,7 @@ entry-point group ``unitrain.plugins`` of installed distributions::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -105,8 +106,13 @@ def _installed() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+@functools.lru_cache(maxsize=1)
 def available_plugins() -> dict[str, str]:
-    """Plugin name -> module path, bundled first; an installed plugin may not shadow one."""
+    """Plugin name -> module path, bundled first; an installed plugin may not shadow one.
+
+    Found once per process (scanning installed distributions takes milliseconds,
+    and a trial worker loads the plugin once per trial).
+    """
     found = _installed()
     found.update(_bundled())
     return dict(sorted(found.items()))

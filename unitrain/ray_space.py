@@ -1,10 +1,14 @@
 """The generic search space as Ray Tune's own, in one place.
 
-Ray's integer samplers differ on the upper bound (``randint`` and
-``lograndint`` exclude it, ``qrandint`` includes it); unitrain's integer types
-all include ``max``, so the exclusive ones get ``max + 1`` here. Quantised
-types use the multiples of ``q`` inside ``[min, max]`` as their bounds, so a
-rounded sample can never leave the range.
+Ray's integer samplers draw from ``[lower, upper)``; its quantised ones then
+round to a multiple of ``q``, which is why its docs call their upper bound
+inclusive "except for q=1". unitrain's integer types all include ``max``, so
+every integer type gets ``max + 1`` as Ray's upper bound here. Quantised types
+use the multiples of ``q`` inside ``[min, max]`` as their bounds, so a rounded
+sample can never leave the range.
+
+``base`` is validated (the job format requires it) but not passed on: a
+log-uniform distribution is the same in every base, and Ray deprecates it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ def to_ray_domain(entry: Any) -> Any:
         case ss.QUniform():
             return tune.quniform(*entry.bounds, entry.effective_q)
         case ss.LogUniform():
-            return tune.loguniform(entry.min, entry.max, entry.base)
+            return tune.loguniform(entry.min, entry.max)
         case ss.QLogUniform():
-            return tune.qloguniform(*entry.bounds, entry.effective_q, entry.base)
+            return tune.qloguniform(*entry.bounds, entry.effective_q)
         case ss.QRandN():
             return tune.qrandn(entry.mean, entry.sd, entry.effective_q)
         case ss.RandN():
@@ -37,11 +41,13 @@ def to_ray_domain(entry: Any) -> Any:
         case ss.RandInt():
             return tune.randint(entry.min, entry.max + 1)  # Ray excludes the upper bound
         case ss.QRandInt():
-            return tune.qrandint(*entry.bounds, entry.effective_q)  # Ray includes it
+            low, high = entry.bounds
+            return tune.qrandint(low, high + 1, entry.effective_q)
         case ss.LogRandInt():
-            return tune.lograndint(entry.min, entry.max + 1, entry.base)  # Ray excludes it
+            return tune.lograndint(entry.min, entry.max + 1)  # Ray excludes it
         case ss.QLogRandInt():
-            return tune.qlograndint(*entry.bounds, entry.effective_q, entry.base)  # includes
+            low, high = entry.bounds
+            return tune.qlograndint(low, high + 1, entry.effective_q)
         case ss.Choice():
             return tune.choice(entry.options)
         case ss.GridSearch():

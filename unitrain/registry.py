@@ -21,6 +21,8 @@ from unitrain.home import mlflow_artifact_root, mlflow_tracking_uri
 __all__ = ["Checkpoint", "ModelRecord", "ModelRegistry", "EXPERIMENT_NAME", "TAG", "best_alias"]
 
 EXPERIMENT_NAME = "unitrain"
+# tracking URI -> experiment ID; a trial worker looks it up once, not once per trial.
+_EXPERIMENT_IDS: dict[str, str] = {}
 BEST_ALIAS_PREFIX = "best-"
 
 
@@ -68,8 +70,12 @@ class ModelRegistry:
     # -- experiments and runs ----------------------------------------------
 
     def experiment_id(self) -> str:
+        cached = _EXPERIMENT_IDS.get(self.tracking_uri)
+        if cached is not None:
+            return cached
         experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
         if experiment is not None:
+            _EXPERIMENT_IDS[self.tracking_uri] = str(experiment.experiment_id)
             return str(experiment.experiment_id)
         # A tracking server picks its own artifact store; a database store we
         # point at the home folder (or UNITRAIN_ARTIFACT_ROOT) instead of the cwd.
@@ -84,6 +90,28 @@ class ModelRegistry:
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
+
+    def log_params(self, run_id: str, values: dict[str, Any]) -> None:
+        """Hyperparameters as run parameters, in one write."""
+        from mlflow.entities import Param
+
+        params = [
+            Param(key, value if isinstance(value, str) else json.dumps(value, default=str))
+            for key, value in values.items()
+        ]
+        if params:
+            self.client.log_batch(run_id, params=params)
+
+    def log_metrics(self, run_id: str, values: dict[str, float]) -> None:
+        """Final metrics (no step), in one write."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, 0) for key, value in values.items()]
+        if metrics:
+            self.client.log_batch(run_id, metrics=metrics)
 
     # -- registering -------------------------------------------------------
 

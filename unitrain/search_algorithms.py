@@ -35,6 +35,9 @@ def _basic(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig):
     searcher = BasicVariantGenerator(
         points_to_evaluate=config.search_alg.points_to_evaluate,
         random_state=config.seed,
+        # Ray ignores TuneConfig.max_concurrent_trials for a generator passed
+        # in explicitly; the generator takes the limit itself.
+        max_concurrent=config.max_concurrent_trials or 0,
         **config.search_alg.options,
     )
     return searcher, to_param_space(entries, fixed)
@@ -107,12 +110,21 @@ _BUILDERS: dict[str, Builder] = {
 
 
 def build_search_alg(
-    entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig
+    entries: Sequence[Any],
+    fixed: dict[str, Any],
+    config: TuneConfig,
+    *,
+    limit_concurrency: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     """The searcher and the Tuner's ``param_space`` for this job."""
     name = config.search_alg.name
     try:
-        return _BUILDERS[name](entries, fixed, config)
+        searcher, space = _BUILDERS[name](entries, fixed, config)
+        if limit_concurrency and config.max_concurrent_trials and name != "basicvariantgenerator":
+            from ray.tune.search import ConcurrencyLimiter
+
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent_trials)
+        return searcher, space
     except JobValidationError:
         raise
     except (TypeError, ValueError) as error:

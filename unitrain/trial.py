@@ -111,8 +111,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
             },
         )
         run_id = child.info.run_id
-        for key, value in config.items():
-            registry.client.log_param(run_id, key, value)
+        registry.log_params(run_id, config)
         run = TrainRun(
             run_id=run_id,
             tracking_uri=setup.tracking_uri,
@@ -147,9 +146,8 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
             registry.client.set_terminated(run_id, "FAILED")
             raise
         numbers = {k: float(v) for k, v in final.items() if _is_number(v)}
-        for key, value in numbers.items():
-            registry.client.log_metric(run_id, key, value)
         run.close()
+        registry.log_metrics(run_id, numbers)
         registry.client.set_terminated(run_id, "FINISHED")
         location = run.checkpoint_output or str(output)
         has_files = Path(location).is_dir() and any(Path(location).iterdir())

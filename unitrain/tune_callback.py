@@ -1,13 +1,18 @@
 """A Ray Tune callback that keeps the live trial table and the trials share of the bar.
 
-Snapshots are throttled (at most one per ``interval_s``) so that jobs with
-hundreds of short trials do not spend their time logging; the final state is
-always published by :meth:`TrialsLoggingCallback.finish`.
+Ray Tune calls callbacks on its scheduling loop, so nothing here waits on the
+network: hooks only update the table in memory, and snapshots (table and
+progress) are sent from one background thread, at most one per
+``interval_s``, the newest state replacing any older one not yet sent. Jobs
+with hundreds of short trials thus do not spend their time logging; the final
+state is always published by :meth:`TrialsLoggingCallback.finish`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ray.tune import Callback
@@ -29,7 +34,7 @@ class TrialsLoggingCallback(Callback):
         hyperparameters: list[str],
         total_trials: int,
         progress: StepProgress | None,
-        interval_s: float = 2.0,
+        interval_s: float = 3.0,
     ) -> None:
         self.job = job
         self.metric = metric
@@ -42,6 +47,15 @@ class TrialsLoggingCallback(Callback):
         self.finished = 0
         self.snapshots = 0
         self._last = 0.0
+        self._sender: ThreadPoolExecutor | None = None
+        self._inflight: Future[None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray Tune saves its callbacks with the experiment state; a thread pool
+        # does not pickle, and a restored callback starts its own.
+        state = dict(self.__dict__)
+        state["_sender"] = state["_inflight"] = None
+        return state
 
     # -- Ray Tune hooks ----------------------------------------------------
 
@@ -89,8 +103,6 @@ class TrialsLoggingCallback(Callback):
 
     def _one_more_finished(self) -> None:
         self.finished += 1
-        if self.progress is not None:
-            self.progress.update(self.finished, self.total_trials)
         self._publish()
 
     def table(self, best_trial: str = "") -> TrialTable:
@@ -102,18 +114,35 @@ class TrialsLoggingCallback(Callback):
             best_trial=best_trial,
         )
 
-    def _publish(self, force: bool = False) -> None:
+    def _publish(self) -> None:
         now = time.monotonic()
-        if not force and now - self._last < self.interval_s:
+        if now - self._last < self.interval_s:
             return
+        if self._inflight is not None and not self._inflight.done():
+            return  # the next due snapshot will carry this state too
         self._last = now
+        table, finished = self.table(), self.finished
+        # Prefect's run context lives in context variables: carry it to the thread.
+        context = contextvars.copy_context()
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-table")
+        self._inflight = self._sender.submit(context.run, self._send, table, finished)
+
+    def _send(self, table: TrialTable, finished: int) -> None:
         self.snapshots += 1
-        self.table().publish(self.job)
+        table.publish(self.job)
+        if self.progress is not None:
+            self.progress.update(finished, self.total_trials)
 
     def finish(self) -> TrialTable:
         """Publish the final state, whatever the throttle says."""
-        self._publish(force=True)
-        return self.table()
+        if self._inflight is not None:
+            self._inflight.result()
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+        table = self.table()
+        self._send(table, self.finished)
+        return table
 
 
 _RAY_BOOKKEEPING = {

@@ -54,3 +54,28 @@ def test_seed_training_examples_run_from_the_command_line(tmp_path):
     assert models[result["model_id"]]["job"] == "resnet50_training"
     assert models[result["model_id"] + 1]["job"] == "resnet50_continued"
     assert models[result["model_id"] + 1]["dataset"] == "456"
+
+
+def test_deprecated_tune_action_still_runs_with_a_warning(tmp_path):
+    job = {
+        "action": "tune",
+        "plugin": "synthetic",
+        "params": {
+            "name": "old_style_tuning",
+            "dataset": 1,
+            "hyperparameter": [
+                {"name": "x", "type": "uniform", "min": 0, "max": 1},
+                {"name": "y", "type": "quniform", "min": 0, "max": 1},
+            ],
+            "tune_config": {"mode": "max", "metric": "score", "num_samples": 2},
+        },
+    }
+    (tmp_path / "old.json").write_text(json.dumps(job))
+    done = unitrain(tmp_path / "home", "run", str(tmp_path / "old.json"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'warning: action "tune" is deprecated' in done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["trial_models"]) == 2 and result["model_id"] in {
+        m["model_id"] for m in result["trial_models"]
+    }
+    assert "y: no q given, using q=0.01" in done.stderr

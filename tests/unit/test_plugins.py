@@ -44,9 +44,13 @@ def test_entry_point_plugins_are_discovered(monkeypatch):
         name, value = "third_party", "json"
 
     monkeypatch.setattr(plugins_module, "entry_points", lambda group: [EntryPoint()])
-    assert available_plugins()["third_party"] == "json"
-    with pytest.raises(Exception, match="has no train\\(\\) function"):
-        load_plugin("third_party")
+    available_plugins.cache_clear()
+    try:
+        assert available_plugins()["third_party"] == "json"
+        with pytest.raises(Exception, match="has no train\\(\\) function"):
+            load_plugin("third_party")
+    finally:
+        available_plugins.cache_clear()
 
 
 def test_schema_errors_name_the_key_and_rule():

@@ -1,0 +1,46 @@
+"""A synthetic objective for benchmarks and tests: known optimum, fixed work per trial.
+
+Each trial sleeps ``work_s`` seconds (the stand-in for training), then scores
+``score = 1 - (x - 0.3)^2 - (y - 0.7)^2`` (best at x=0.3, y=0.7). With
+``fail: true`` the trial raises, to exercise error handling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Hyperparameters", "train"]
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = 0.0
+    y: float = 0.0
+    work_s: float = Field(default=0.0, ge=0)
+    steps: int = Field(default=1, ge=1, description="intermediate reports (for schedulers)")
+    fail: bool = False
+    label: Any = None
+
+
+def train(
+    run: Any, dataset: Any, hyperparameter: dict[str, Any], checkpoint: Any, **kwargs: Any
+) -> dict[str, float]:
+    """Sleep, score, and save the configuration as the "model"."""
+    hp = Hyperparameters.model_validate(hyperparameter)
+    if hp.fail:
+        raise RuntimeError("this trial was asked to fail (fail=true)")
+    score = 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
+    for step in range(hp.steps):
+        time.sleep(hp.work_s / hp.steps)
+        run.set_progress(step + 1, hp.steps)
+    run.log_metric("training", "score", score, epoch=hp.steps - 1)
+    output = Path(run.checkpoint_output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
+    return {"score": score}

@@ -1,0 +1,215 @@
+"""Tuning mode for real: Ray Tune on the flow's Ray, MLflow child runs, registry, trial table."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.e2e.test_train_flow import flow_artifacts, run
+from unitrain.errors import UnitrainError
+from unitrain.registry import ModelRegistry
+
+pytestmark = pytest.mark.e2e
+
+XY = [
+    {"name": "x", "type": "uniform", "min": 0, "max": 1},
+    {"name": "y", "type": "uniform", "min": 0, "max": 1},
+]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def synthetic(name: str, **overrides):
+    params = dict(
+        name=name,
+        dataset=1,
+        is_tune=True,
+        plugin="synthetic",
+        hyperparameters=XY,
+        tune_config={
+            "metric": "score",
+            "mode": "max",
+            "num_samples": 4,
+            "max_concurrent_trials": 2,
+        },
+    )
+    params.update(overrides)
+    return params
+
+
+def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
+    from unitrain.dry_run import describe
+
+    name = unique("e2e-random")
+    params = dict(
+        name=name,
+        dataset=1,
+        checkpoint=None,
+        is_tune=True,
+        hyperparameter={"epochs": 2},
+        hyperparameters=[
+            {"name": "batch_size", "type": "choice", "options": [16, 32, 64]},
+            {"name": "learning_rate", "type": "loguniform", "min": 0.0001, "max": 0.01, "base": 10},
+            {"name": "optimizer", "type": "choice", "options": ["adam", "sgd"]},
+        ],
+        tune_config={
+            "mode": "max",
+            "metric": "accuracy",
+            "num_samples": 4,
+            "max_concurrent_trials": 2,
+            "seed": 11,
+        },
+    )
+    planned = describe(params, None)
+    state = run(**params)
+    assert state.is_completed(), state
+    result = state.result()
+
+    assert len(result["trial_models"]) == 4
+    configs = sorted((m["trial_id"], m["config"]) for m in result["trial_models"])
+    assert [config for _, config in configs] == planned["sampled_configurations"][:4]
+    best = max(result["trial_models"], key=lambda m: m["metrics"]["accuracy"])
+    assert result["model_id"] == best["model_id"]
+    assert result["best_trial"]["config"] == best["config"]
+
+    registry = ModelRegistry()
+    for model in result["trial_models"]:
+        record = registry.get(model["model_id"])
+        assert record.trial_id == model["trial_id"] and record.best == (model is best)
+        child = registry.client.get_run(record.run_id)
+        assert model["trial_id"] in child.info.run_name
+        assert child.data.tags["unitrain.trial_id"] == model["trial_id"]
+        assert child.data.params["learning_rate"] == str(model["config"]["learning_rate"])
+        history = registry.client.get_metric_history(record.run_id, "training/loss")
+        assert [m.step for m in history] == [0, 1]
+    parent_id = registry.client.get_run(registry.get(result["model_id"]).run_id).data.tags[
+        "mlflow.parentRunId"
+    ]
+    parent = registry.client.get_run(parent_id)
+    assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
+    alias = registry.client.get_model_version_by_alias(registry.name, f"best-{name}")
+    assert int(alias.version) == result["model_id"]
+
+    artifacts = flow_artifacts(state.state_details.flow_run_id)
+    tables = [a for a in artifacts if a.type == "table"]
+    final = max(tables, key=lambda a: a.created)
+    assert best["trial_id"] in final.description
+    import json
+
+    rows = json.loads(final.data)
+    assert {r["trial_id"] for r in rows} == {m["trial_id"] for m in result["trial_models"]}
+    assert [r["trial_id"] for r in rows if r["best"]] == [best["trial_id"]]
+    assert {r["status"] for r in rows} == {"TERMINATED"}
+    bar = [a for a in artifacts if a.type == "progress" and a.task_run_id is None]
+    assert bar[0].data == 100
+
+
+def test_grid_runs_each_point_once(flow_env):
+    grid = [
+        {"name": "x", "type": "grid_search", "options": [0.1, 0.3, 0.5]},
+        {"name": "y", "type": "grid_search", "options": [0.2, 0.7]},
+        {"name": "label", "type": "grid_search", "options": ["a", "b"]},
+    ]
+    result = run(
+        **synthetic(
+            unique("e2e-grid"),
+            hyperparameters=grid,
+            tune_config={
+                "metric": "score",
+                "mode": "max",
+                "num_samples": 12,
+                "max_concurrent_trials": 2,
+            },
+        )
+    ).result()
+    points = sorted(
+        (m["config"]["x"], m["config"]["y"], m["config"]["label"]) for m in result["trial_models"]
+    )
+    assert len(points) == 12 and len(set(points)) == 12
+    assert result["best_trial"]["config"]["x"] == 0.3 and result["best_trial"]["config"]["y"] == 0.7
+
+
+def test_gpu_request_fails_at_once_on_a_cluster_without_gpus(flow_env):
+    state = run(**synthetic(unique("e2e-gpu"), num_gpus=0.5))
+    assert state.is_failed()
+    with pytest.raises(UnitrainError, match="num_gpus=0.5: the Ray cluster has no GPU"):
+        state.result()
+
+
+def test_hyperopt_with_hyperband_and_points_to_evaluate(flow_env):
+    config = {
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 6,
+        "max_concurrent_trials": 2,
+        "search_alg": {"name": "hyperoptsearch", "points_to_evaluate": [{"x": 0.3, "y": 0.7}]},
+        "scheduler": {"name": "hyperband", "options": {"max_t": 100}},
+    }
+    result = run(**synthetic(unique("e2e-hyperopt"), tune_config=config)).result()
+    assert len(result["trial_models"]) == 6
+    assert result["best_trial"]["config"]["x"] == pytest.approx(0.3)
+    assert result["best_trial"]["metrics"]["score"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("algorithm", ["bayesoptsearch", "optunasearch"])
+def test_model_based_searchers_run_end_to_end(flow_env, algorithm):
+    config = {
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 5,
+        "max_concurrent_trials": 2,
+        "seed": 3,
+        "search_alg": {"name": algorithm, "points_to_evaluate": [{"x": 0.3, "y": 0.7}]},
+    }
+    result = run(**synthetic(unique(f"e2e-{algorithm}"), tune_config=config)).result()
+    assert len(result["trial_models"]) == 5
+    assert result["best_trial"]["metrics"]["score"] == pytest.approx(1.0)
+
+
+def test_a_failing_trial_is_error_and_the_others_are_registered(flow_env):
+    space = [
+        {"name": "fail", "type": "grid_search", "options": [False, True]},
+        {"name": "x", "type": "grid_search", "options": [0.1, 0.3]},
+    ]
+    state = run(
+        **synthetic(
+            unique("e2e-failing"),
+            hyperparameters=space,
+            tune_config={"metric": "score", "mode": "max", "num_samples": 4},
+        )
+    )
+    result = state.result()
+    assert len(result["trial_models"]) == 2
+    assert all(m["config"]["fail"] is False for m in result["trial_models"])
+    import json
+
+    tables = [a for a in flow_artifacts(state.state_details.flow_run_id) if a.type == "table"]
+    rows = json.loads(max(tables, key=lambda a: a.created).data)
+    assert sorted(r["status"] for r in rows) == ["ERROR", "ERROR", "TERMINATED", "TERMINATED"]
+
+
+def test_max_concurrent_trials_is_honoured(flow_env):
+    result = run(
+        **synthetic(
+            unique("e2e-serial"),
+            hyperparameter={"work_s": 0.4},
+            tune_config={
+                "metric": "score",
+                "mode": "max",
+                "num_samples": 3,
+                "max_concurrent_trials": 1,
+            },
+        )
+    ).result()
+    registry = ModelRegistry()
+    spans = sorted(
+        (info.start_time, info.end_time)
+        for info in (
+            registry.client.get_run(registry.get(m["model_id"]).run_id).info
+            for m in result["trial_models"]
+        )
+    )
+    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False))
