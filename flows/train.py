@@ -74,7 +74,6 @@ def train(
     prepared = prepare_dataset.submit(plan.dataset, progress).result()
     if plan.params.is_tune:
         result = run_tuning(plan, prepared, progress)
-        publish_summary(plan, result, metrics=result["best_trial"]["metrics"])
     else:
         with remote_options(num_cpus=plan.params.num_cpus or 1, num_gpus=plan.params.num_gpus or 0):
             outcome = train_model.submit(plan, prepared, progress).result()
@@ -84,6 +83,6 @@ def train(
         [model_id] = upload_models.submit(plan, [upload]).result()
         progress.step("model_upload").complete()
         result = {"model_id": model_id}
-        publish_summary(plan, result, metrics=outcome.metrics)
+        publish_summary(plan, result, metrics=outcome.metrics, run_id=outcome.run_id)
     progress.finish()
     return result

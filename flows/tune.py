@@ -13,6 +13,7 @@ from tasks.upload_models import batches
 from unitrain.catalog import Dataset
 from unitrain.jobs import JobPlan
 from unitrain.progress import JobProgress
+from unitrain.summary import TrialPoint, publish_summary
 
 # Upload batches run side by side; more than the cores would only queue.
 UPLOAD_PARALLELISM = int(os.environ.get("UNITRAIN_UPLOAD_PARALLELISM", "2"))
@@ -64,8 +65,23 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
         for t, model_id in zip(uploadable, model_ids, strict=True)
     ]
     best = next(m for m in trial_models if m["trial_id"] == best_id)
-    return {
+    result = {
         "model_id": best["model_id"],
         "best_trial": {key: best[key] for key in ("trial_logdir", "config", "metrics", "trial_id")},
         "trial_models": trial_models,
     }
+    metric = plan.params.tune_config.metric  # type: ignore[union-attr]
+    registered = {t.trial_id: model_id for t, model_id in zip(uploadable, model_ids, strict=True)}
+    points = [
+        TrialPoint(
+            t.trial_id,
+            t.finished_at,
+            t.metrics.get(metric),
+            registered.get(t.trial_id),
+            t.mlflow_run_id,
+        )
+        for t in outcome.trials
+    ]
+    run_id = next((t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id), "")
+    publish_summary(plan, result, metrics=best["metrics"], run_id=run_id, trials=points)
+    return result

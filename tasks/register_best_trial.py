@@ -10,6 +10,7 @@ from tasks.tune_trials import TrialOutcome, TuneOutcome
 from unitrain.errors import UnitrainError
 from unitrain.jobs import JobPlan
 from unitrain.registry import TAG, ModelRegistry
+from unitrain.summary import TrialPoint, objective_figure
 from unitrain.trial_table import TrialTable
 
 
@@ -41,6 +42,12 @@ def register_best_trial(plan: JobPlan, outcome: TuneOutcome) -> str:
     client.log_metric(outcome.parent_run_id, f"best_{config.metric}", best.metrics[config.metric])
     if best.mlflow_run_id:
         client.set_tag(best.mlflow_run_id, TAG.BEST, "true")
+    points = [
+        TrialPoint(t.trial_id, t.finished_at, t.metrics.get(config.metric)) for t in outcome.trials
+    ]
+    client.log_figure(
+        outcome.parent_run_id, objective_figure(points, config.metric, config.mode), "tuning.png"
+    )
     final = TrialTable(**{**outcome.table.payload(), "best_trial": best.trial_id})
     final.publish(plan.job)
     client.log_dict(outcome.parent_run_id, final.payload(), "trials.json")

@@ -29,6 +29,7 @@ class TrialOutcome:
     checkpoint_dir: str
     mlflow_run_id: str
     error: str = ""
+    finished_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def _outcome(result: Any) -> TrialOutcome:
         checkpoint_dir=str(checkpoint_dir or ""),
         mlflow_run_id=str(metrics.get("mlflow_run_id", "")),
         error=str(result.error or "")[:2000],
+        finished_at=float(metrics.get("timestamp") or 0.0),
     )
 
 

@@ -187,6 +187,32 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from unitrain.serve import LocalStack, serve_forever
+
+    stack = LocalStack(
+        prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, with_mlflow=not args.no_mlflow
+    )
+    serve_forever(stack, deploy=args.deploy)
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from unitrain.prefect_server import served_api_url
+    from unitrain.serve import PROJECT_DIR
+
+    api_url = os.environ.get("PREFECT_API_URL") or served_api_url()
+    if not api_url:
+        raise UnitrainError(
+            "no Prefect server: start one with 'unitrain serve', or set PREFECT_API_URL"
+        )
+    import subprocess
+
+    env = dict(os.environ, PREFECT_API_URL=api_url, UNITRAIN_PROJECT_DIR=str(PROJECT_DIR))
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+    return subprocess.run(command, env=env, cwd=PROJECT_DIR).returncode
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     for row in [header, *rows]:
@@ -233,6 +259,20 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     plugins.add_parser("list", help="list plugins").set_defaults(handler=_cmd_plugins_list)
+
+    serve = commands.add_parser(
+        "serve", help="run the Prefect server and UI, a worker and the MLflow UI until Ctrl-C"
+    )
+    serve.add_argument("--prefect-port", type=int, default=4200)
+    serve.add_argument("--mlflow-port", type=int, default=5000)
+    serve.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
+    serve.add_argument(
+        "--deploy", action="store_true", help="also register prefect.yaml's deployments"
+    )
+    serve.set_defaults(handler=_cmd_serve)
+
+    deploy = commands.add_parser("deploy", help="register prefect.yaml's deployments")
+    deploy.set_defaults(handler=_cmd_deploy)
 
     ui = commands.add_parser("ui", help="open the Prefect or MLflow UI on this home's stores")
     ui.add_argument("which", choices=("prefect", "mlflow"))

@@ -7,9 +7,9 @@ entry and the offending key. Conventions users can rely on:
 - Integer types (``randint``, ``qrandint``, ``lograndint``, ``qlograndint``)
   include ``max``: ``{"type": "randint", "min": 5, "max": 15}`` can give 15.
 - ``q`` is optional. Integers default to ``q = 1``; floats default to a power
-  of ten that gives at least 100 steps over the range (for ``qloguniform``:
-  the power of ten at or below ``min``; for ``qrandn``: ``sd / 100``, rounded
-  down to a power of ten). The chosen default is logged when a job starts.
+  of ten that gives at least 100 steps over the range (for ``qloguniform``
+  also no larger than ``min``; for ``qrandn``: ``sd / 100``, rounded down to a
+  power of ten). The chosen default is logged when a job starts.
 - ``base`` is required for the four log types and must be greater than 1.
 """
 
@@ -158,7 +158,9 @@ class QLogUniform(_Quantised, _LogMixin, _FloatRange):
 
     @property
     def effective_q(self) -> float:
-        return self.q if self.q is not None else _power_of_ten_at_most(self.min)
+        if self.q is not None:
+            return self.q
+        return _power_of_ten_at_most(min(self.min, (self.max - self.min) / 100))
 
 
 class RandN(_Entry):

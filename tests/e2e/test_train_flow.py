@@ -59,12 +59,12 @@ def test_training_job_registers_its_model_with_everything_logged(flow_env):
     assert [a.path.rsplit("/", 1)[-1] for a in pictures] == ["00004.png"]
 
     artifacts = flow_artifacts(state.state_details.flow_run_id)
-    job_bar = [a for a in artifacts if a.type == "progress" and a.task_run_id is None]
+    job_bar = [a for a in artifacts if a.type == "progress" and a.description.startswith("Progress")]
     assert len(job_bar) == 1 and job_bar[0].data == 100
-    steps = [a for a in artifacts if a.type == "progress" and a.task_run_id is not None]
+    steps = [a for a in artifacts if a.type == "progress" and a.description.startswith("step ")]
     assert {a.description for a in steps} == {"step dataset", "step train", "step model_upload"}
     assert all(a.data == 100 for a in steps)
-    assert any(a.type == "markdown" and f"model ID: {model_id}" in a.data for a in artifacts)
+    assert any(a.type == "markdown" and f"`: model {model_id}" in a.data for a in artifacts)
 
 
 def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):

@@ -6,7 +6,8 @@ from unitrain.search_space import QLogUniform, QRandInt, QRandN, QUniform, parse
 
 def test_q_defaults_are_documented_values():
     assert QUniform(name="lr", min=0.0001, max=0.01).effective_q == pytest.approx(1e-5)
-    assert QLogUniform(name="lr", min=0.0001, max=0.01, base=10).effective_q == pytest.approx(1e-4)
+    assert QLogUniform(name="lr", min=0.0001, max=0.01, base=10).effective_q == pytest.approx(1e-5)
+    assert QLogUniform(name="lr", min=1.25, max=1.75, base=10).effective_q == pytest.approx(1e-3)
     assert QRandN(name="x", mean=0, sd=1).effective_q == pytest.approx(0.01)
     assert QRandInt(name="n", min=5, max=15).effective_q == 1
 

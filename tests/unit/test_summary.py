@@ -1,0 +1,51 @@
+from unitrain.jobs import plan_job
+from unitrain.summary import TrialPoint, objective_chart, render_summary
+
+
+def test_chart_follows_finish_order_and_tracks_the_best():
+    points = [
+        TrialPoint("c", 3.0, 0.9),
+        TrialPoint("a", 1.0, 0.5),
+        TrialPoint("b", 2.0, 0.7),
+        TrialPoint("d", 4.0, None),
+    ]
+    lines = objective_chart(points, "accuracy", "max")
+    rows = lines[2:]
+    assert [row.split("|")[2].strip() for row in rows] == ["`a`", "`b`", "`c`"]
+    assert [row.split("|")[5].strip() for row in rows] == ["0.5", "0.7", "0.9"]
+    assert all("new best" in row for row in rows)
+    assert rows[0].count("█") == 1 and rows[-1].count("█") == 30
+    minimising = objective_chart(points, "loss", "min")[2:]
+    assert [row.split("|")[5].strip() for row in minimising] == ["0.5", "0.5", "0.5"]
+
+
+def test_tuning_summary_links_models_and_runs(home, monkeypatch):
+    monkeypatch.setenv("UNITRAIN_MLFLOW_UI_URL", "http://mlflow.example:5000/")
+    plan = plan_job(
+        {
+            "name": "t",
+            "dataset": 1,
+            "is_tune": True,
+            "tune_config": {"metric": "score"},
+            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+        },
+        "synthetic",
+    )
+    result = {
+        "model_id": 7,
+        "best_trial": {"trial_id": "t2", "config": {"x": 0.3}, "metrics": {}},
+        "trial_models": [],
+    }
+    text = render_summary(
+        plan,
+        result,
+        metrics={"score": 0.99},
+        experiment_id="1",
+        run_id="abc",
+        trials=[TrialPoint("t1", 1, 0.5, 6, "r1"), TrialPoint("t2", 2, 0.99, 7, "abc")],
+    )
+    assert "# Job `t`: model 7" in text
+    assert "[model 7](http://mlflow.example:5000/#/models/unitrain/versions/7)" in text
+    assert "[MLflow run](http://mlflow.example:5000/#/experiments/1/runs/abc)" in text
+    assert "| x | 0.3 |" in text and "| score | 0.99 |" in text
+    assert "## score per trial" in text
