@@ -98,6 +98,10 @@ class DatasetCatalog:
     def add(self, source: str, *, id: int | None = None, name: str | None = None) -> CatalogEntry:
         """Register ``source`` (a local path or a URI) and return its entry."""
         uri = _normalise_uri(source)
+        if uri.startswith(BUNDLED_SCHEME + ":"):
+            bundled = {n for n, _ in BUNDLED_DATASETS.values()}
+            if uri.split(":", 1)[1] not in bundled:
+                raise NotFoundError(f"{source!r}: bundled datasets are {sorted(bundled)}")
         local = _local_path(uri)
         if local is not None and not local.exists():
             raise NotFoundError(f"dataset source {source!r} does not exist")
@@ -116,7 +120,10 @@ class DatasetCatalog:
                 id = max(max(taken) + 1, 100)
             elif id in taken:
                 raise UnitrainError(f"dataset ID {id} is already taken; pick another --id")
-            name = name or (local.name if local is not None else Path(urlparse(uri).path).name)
+            if name is None:
+                name = local.name if local is not None else Path(urlparse(uri).path).name
+                if uri.startswith(BUNDLED_SCHEME + ":"):
+                    name = f"{uri.split(':', 1)[1]}-{id}"
             if not name or name.isdigit():
                 raise UnitrainError(f"dataset name {name!r} must be non-empty and not a number")
             if name in names:
@@ -141,7 +148,7 @@ class DatasetCatalog:
         cache = self.root / "cache"
         cache.mkdir(exist_ok=True)
         if entry.uri.startswith(BUNDLED_SCHEME + ":"):
-            path = _materialise_bundled(entry.name, cache)
+            path = _materialise_bundled(entry.uri.split(":", 1)[1], cache)
             digest, size = _digest(path)
             report(size, size)
             return Dataset(entry.id, entry.name, entry.uri, str(path), digest)
@@ -198,6 +205,8 @@ class DatasetCatalog:
 
 
 def _normalise_uri(source: str) -> str:
+    if source.startswith(BUNDLED_SCHEME + ":"):
+        return source
     parsed = urlparse(source)
     if parsed.scheme in ("", "file"):
         path = Path(parsed.path if parsed.scheme == "file" else source).expanduser().resolve()

@@ -68,6 +68,10 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
         print(f"warning: {note}", file=sys.stderr)
     plugin = args.plugin or job.plugin
     plan = plan_job(job.params, plugin)
+    if not os.environ.get("RAY_ADDRESS"):
+        from unitrain.resources import check_local_machine
+
+        check_local_machine(plan.params.num_cpus, plan.params.num_gpus)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     return dict(job.raw), plan.plugin

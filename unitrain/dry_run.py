@@ -60,6 +60,11 @@ def _tuning(plan: JobPlan) -> dict[str, Any]:
         "scheduler": config.scheduler.name,
         "seed": config.seed,
         "sampled_configurations": sample_configurations(plan, SAMPLES_SHOWN),
+        "sampled_configurations_note": (
+            "the run draws these same configurations first"
+            if config.seed is not None
+            else "no tune_config.seed: these are examples; the run draws its own"
+        ),
         "resources": {
             "per_trial": per_trial,
             "max_concurrent_trials": concurrency or "as many as the cluster fits",

@@ -38,6 +38,7 @@ class TAG:
     CHECKPOINT = "unitrain.checkpoint"
     BEST = "unitrain.best"
     FLOW_RUN = "unitrain.prefect_flow_run"
+    NODE = "unitrain.ray_node"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unitrain.errors import UnitrainError
 
-__all__ = ["check_trial_resources"]
+__all__ = ["check_trial_resources", "check_local_machine"]
 
 
 def check_trial_resources(num_cpus: float, num_gpus: float) -> None:
@@ -25,3 +25,34 @@ def check_trial_resources(num_cpus: float, num_gpus: float) -> None:
         f"one trial asks for num_cpus={num_cpus}, num_gpus={num_gpus}, but no node of the Ray "
         f"cluster has that much (largest node: {largest_cpus} CPUs; {total_gpus} GPUs in all)"
     )
+
+
+def check_local_machine(num_cpus: float | None, num_gpus: float | None) -> None:
+    """Before a local Ray is started: can this machine hold one trial at all?
+
+    Lets ``unitrain run`` refuse a GPU job on a machine without a GPU in a
+    second, instead of after starting a server and a cluster. Ray counts the
+    machine's accelerators the same way when it starts.
+    """
+    import os
+
+    from unitrain.errors import JobValidationError
+
+    cpus = float(os.environ.get("UNITRAIN_RAY_NUM_CPUS") or os.cpu_count() or 1)
+    if num_cpus and num_cpus > cpus:
+        raise JobValidationError(
+            f"num_cpus={num_cpus}: this machine has {cpus:g} CPUs, and no RAY_ADDRESS names a "
+            "larger cluster"
+        )
+    if num_gpus:
+        try:
+            from ray._private.accelerators import get_accelerator_manager_for_resource
+
+            gpus = get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators()
+        except Exception:  # Ray's own check on the cluster still runs later
+            return
+        if gpus < num_gpus:
+            raise JobValidationError(
+                f"num_gpus={num_gpus}: this machine has {gpus} GPUs, and no RAY_ADDRESS names a "
+                "cluster with GPUs; remove num_gpus to train on the CPU"
+            )

@@ -85,6 +85,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
     """The function trainable for this job's trials."""
 
     def unitrain_trial(config: dict[str, Any]) -> None:
+        import ray
         from ray import tune
 
         from unitrain.plugins import load_plugin
@@ -108,6 +109,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
                 TAG.TRIAL: trial_id,
                 TAG.PLUGIN: plan.plugin,
                 TAG.DATASET: str(plan.dataset.id),
+                TAG.NODE: ray.get_runtime_context().get_node_id(),
             },
         )
         run_id = child.info.run_id

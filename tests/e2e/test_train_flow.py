@@ -59,7 +59,9 @@ def test_training_job_registers_its_model_with_everything_logged(flow_env):
     assert [a.path.rsplit("/", 1)[-1] for a in pictures] == ["00004.png"]
 
     artifacts = flow_artifacts(state.state_details.flow_run_id)
-    job_bar = [a for a in artifacts if a.type == "progress" and a.description.startswith("Progress")]
+    job_bar = [
+        a for a in artifacts if a.type == "progress" and a.description.startswith("Progress")
+    ]
     assert len(job_bar) == 1 and job_bar[0].data == 100
     steps = [a for a in artifacts if a.type == "progress" and a.description.startswith("step ")]
     assert {a.description for a in steps} == {"step dataset", "step train", "step model_upload"}

@@ -73,3 +73,13 @@ def test_prepare_bundled_materialises_arrays(home):
     prepared = catalog.prepare(catalog.get(1))
     with np.load(prepared.path) as arrays:
         assert arrays["X"].shape == (1797, 64)
+
+
+def test_a_bundled_dataset_can_take_another_id(home):
+    catalog = DatasetCatalog()
+    entry = catalog.add("bundled:digits", id=456)
+    assert (entry.name, entry.uri) == ("digits-456", "bundled:digits")
+    with np.load(catalog.prepare(catalog.get(456)).path) as arrays:
+        assert arrays["X"].shape == (1797, 64)
+    with pytest.raises(NotFoundError, match="bundled datasets are"):
+        catalog.add("bundled:mnist", id=457)

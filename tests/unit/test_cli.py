@@ -44,3 +44,31 @@ def test_validate_prints_the_plan(home, tmp_path, capsys):
 def test_models_list_on_an_empty_registry(home, capsys):
     assert main(["models", "list"]) == 0
     assert capsys.readouterr().out.startswith("ID")
+
+
+def test_gpu_job_on_a_machine_without_gpus_is_refused_before_anything_starts(
+    home, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    job = write(
+        tmp_path / "job.json",
+        {
+            "name": "gpu",
+            "dataset": 1,
+            "is_tune": True,
+            "num_gpus": 0.5,
+            "hyperparameters": [
+                {
+                    "name": "learning_rate",
+                    "type": "loguniform",
+                    "min": 1e-4,
+                    "max": 1e-2,
+                    "base": 10,
+                }
+            ],
+            "tune_config": {"metric": "accuracy"},
+        },
+    )
+    assert main(["run", job]) == 2
+    assert "num_gpus=0.5: this machine has 0 GPUs" in capsys.readouterr().err
+    assert not (home / "prefect").exists()
