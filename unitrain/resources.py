@@ -48,7 +48,8 @@ def check_local_machine(num_cpus: float | None, num_gpus: float | None) -> None:
         try:
             from ray._private.accelerators import get_accelerator_manager_for_resource
 
-            gpus = get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators()
+            manager = get_accelerator_manager_for_resource("GPU")
+            gpus = manager.get_current_node_num_accelerators()  # type: ignore[union-attr]
         except Exception:  # Ray's own check on the cluster still runs later
             return
         if gpus < num_gpus:

@@ -48,7 +48,8 @@ def test_snapshots_are_throttled_and_the_final_state_always_published(monkeypatc
     assert steps[-1] == (300, 300)
 
 
-def test_errors_are_shown_as_error():
+def test_errors_are_shown_as_error(monkeypatch):
+    monkeypatch.setattr(trial_table.TrialTable, "publish", lambda self, job: None)
     callback = TrialsLoggingCallback(
         job="j",
         metric="score",
@@ -59,4 +60,4 @@ def test_errors_are_shown_as_error():
     )
     trial = fake_trial("bad", x=1)
     callback.on_trial_error(0, [], trial)
-    assert callback.table().trials["bad"]["status"] == "ERROR"
+    assert callback.finish().trials["bad"]["status"] == "ERROR"
