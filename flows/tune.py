@@ -38,9 +38,11 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
     uploads = [
         ModelUpload(
             run_id=t.mlflow_run_id or outcome.parent_run_id,
+            # a trial without a run of its own keeps its model apart in the job's run
+            artifact_path="model" if t.mlflow_run_id else f"trials/{t.trial_id}/model",
             model_dir=t.checkpoint_dir,
             metrics=t.metrics,
-            hyperparameter={**plan.hyperparameter, **t.config},
+            hyperparameter=t.hyperparameters or {**plan.hyperparameter, **t.config},
             trial_id=t.trial_id,
             best=t.trial_id == best_id,
         )

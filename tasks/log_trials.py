@@ -1,4 +1,4 @@
-"""Step 4 (tuning mode): keep the final trial table with the job's MLflow run."""
+"""Step 4 (tuning mode): publish the final trial table and say which trials failed."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from prefect import get_run_logger, task
 
 from tasks.tune_trials import TuneOutcome
 from unitrain.jobs import JobPlan
-from unitrain.registry import ModelRegistry
 
 
 @task(name="log_trials")
 def log_trials(plan: JobPlan, outcome: TuneOutcome) -> None:
-    """Publish the last snapshot and store every trial's config, metrics and status."""
+    """The table as the search left it (register_best_trial adds the winner's mark)."""
     outcome.table.publish(plan.job)
-    client = ModelRegistry().client
-    client.log_dict(outcome.parent_run_id, outcome.table.payload(), "trials.json")
+    logger = get_run_logger()
     for trial in outcome.trials:
         if trial.status == "ERROR":
-            get_run_logger().warning("trial %s failed: %s", trial.trial_id, trial.error)
+            logger.warning("trial %s failed: %s", trial.trial_id, trial.error)
+        elif not trial.checkpoint_dir:
+            logger.warning("trial %s stopped before it saved a model", trial.trial_id)

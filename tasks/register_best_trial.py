@@ -45,9 +45,13 @@ def register_best_trial(plan: JobPlan, outcome: TuneOutcome) -> str:
     points = [
         TrialPoint(t.trial_id, t.finished_at, t.metrics.get(config.metric)) for t in outcome.trials
     ]
-    client.log_figure(
-        outcome.parent_run_id, objective_figure(points, config.metric, config.mode), "tuning.png"
-    )
+    figure = objective_figure(points, config.metric, config.mode)
+    try:
+        client.log_figure(outcome.parent_run_id, figure, "tuning.png")
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)  # this worker process is reused by later tasks
     final = TrialTable(**{**outcome.table.payload(), "best_trial": best.trial_id})
     final.publish(plan.job)
     client.log_dict(outcome.parent_run_id, final.payload(), "trials.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
@@ -15,9 +15,10 @@ from unitrain.errors import UnitrainError
 from unitrain.home import storage_dir
 from unitrain.jobs import JobPlan
 from unitrain.names import job_folder
+from unitrain.numbers import finite_metrics
 from unitrain.plugins import load_plugin
 from unitrain.progress import JobProgress
-from unitrain.registry import TAG, Checkpoint, ModelRegistry
+from unitrain.registry import TAG, ModelRegistry
 from unitrain.run import TrainRun
 
 
@@ -38,19 +39,7 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
     flow_run_id = flow_run.get_id() or "local"
     output = job_folder(storage_dir(), plan.job) / flow_run_id / "model"
     output.mkdir(parents=True, exist_ok=True)
-    mlflow_run = registry.client.create_run(
-        registry.experiment_id(),
-        run_name=plan.job,
-        tags={
-            TAG.JOB: plan.job,
-            TAG.PLUGIN: plan.plugin,
-            TAG.DATASET: str(plan.dataset.id),
-            TAG.FLOW_RUN: flow_run_id,
-            TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
-        },
-    )
-    run_id = mlflow_run.info.run_id
-    registry.log_params(run_id, plan.hyperparameter)
+    run_id = registry.start_run(plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id})
     step = progress.step("train")
     run = TrainRun(
         run_id=run_id,
@@ -59,40 +48,37 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
         checkpoint_output=str(output),
     )
     try:
+        registry.log_params(run_id, plan.hyperparameter)
         with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
-            checkpoint = None
-            if plan.checkpoint_id is not None:
-                path = registry.download(plan.checkpoint_id, download)
-                checkpoint = Checkpoint(
-                    plan.checkpoint_id, str(path), registry.get(plan.checkpoint_id)
-                )
-                logger.info("resuming from model %s", plan.checkpoint_id)
+            checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, download)
+            if checkpoint is not None:
+                logger.info("resuming from model %s", checkpoint.model_id)
             plugin = load_plugin(plan.plugin)
             returned = plugin.train(run, dataset, dict(plan.hyperparameter), checkpoint)
-    except Exception as error:
+    except BaseException as error:
         run.close()
         registry.client.set_terminated(run_id, "FAILED")
+        if not isinstance(error, Exception):
+            raise
         logger.error("training failed:\n%s", traceback.format_exc())
         # The plugin's own exception may not unpickle in the driver; keep its text.
         raise UnitrainError(
             f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}"
         ) from None
-    metrics = {**run.last_metrics, **_numbers(returned)}
+    metrics = {
+        **run.last_metrics,
+        **(finite_metrics(returned) if isinstance(returned, dict) else {}),
+    }
     run.close()
     registry.log_metrics(run_id, metrics)
     registry.client.set_terminated(run_id, "FINISHED")
     step.complete()
-    if not any(output.iterdir()):
+    model_dir = Path(run.checkpoint_output or output)  # the plugin may have chosen its own
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
         raise UnitrainError(
             f"plugin {plan.plugin!r} saved no model: write its files into run.checkpoint_output"
         )
     logger.info(
         "training finished: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
     )
-    return TrainOutcome(run_id=run_id, model_dir=str(output), metrics=metrics)
-
-
-def _numbers(returned: Any) -> dict[str, float]:
-    if isinstance(returned, dict):
-        return {str(k): float(v) for k, v in returned.items() if isinstance(v, int | float)}
-    return {}
+    return TrainOutcome(run_id=run_id, model_dir=str(model_dir), metrics=metrics)

@@ -21,6 +21,7 @@ class ModelUpload:
     hyperparameter: dict[str, Any]
     trial_id: str = ""
     best: bool = False
+    artifact_path: str = "model"
 
 
 @task(name="upload_models")
@@ -43,6 +44,7 @@ def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
             hyperparameters=upload.hyperparameter,
             metrics=upload.metrics,
             trial_id=upload.trial_id,
+            artifact_path=upload.artifact_path,
         )
         if upload.best:
             registry.mark_best(model_id, plan.job)

@@ -68,7 +68,6 @@ class DatasetCatalog:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or datasets_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "catalog.json"
 
     # -- reading -----------------------------------------------------------
@@ -146,12 +145,17 @@ class DatasetCatalog:
         """Copy ``entry`` into the local cache (once) and check its digest."""
         report = progress or (lambda done, total: None)
         cache = self.root / "cache"
-        cache.mkdir(exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
         if entry.uri.startswith(BUNDLED_SCHEME + ":"):
             path = _materialise_bundled(entry.uri.split(":", 1)[1], cache)
             digest, size = _digest(path)
             report(size, size)
             return Dataset(entry.id, entry.name, entry.uri, str(path), digest)
+        # One job copies a dataset at a time; the others then find it cached.
+        with self._locked(f".prepare-{entry.id}.lock"):
+            return self._prepare_copy(entry, cache, report)
+
+    def _prepare_copy(self, entry: CatalogEntry, cache: Path, report: ProgressCallback) -> Dataset:
         key = hashlib.sha256(entry.uri.encode()).hexdigest()[:16]
         target = cache / f"{entry.id}-{key}"
         marker = target / ".sha256"
@@ -195,8 +199,9 @@ class DatasetCatalog:
         os.replace(temporary, self.path)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with open(self.root / ".catalog.lock", "w") as lock:
+    def _locked(self, name: str = ".catalog.lock") -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / name, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield

@@ -86,7 +86,12 @@ def sample_configurations(plan: JobPlan, count: int) -> list[dict[str, Any]]:
         params.hyperparameters, plan.hyperparameter, config, limit_concurrency=False
     )
     if config.search_alg.name == "basicvariantgenerator":
-        return _basic_variants(param_space, config, params.total_trials // params.grid_size, count)
+        try:
+            return _basic_variants(
+                param_space, config, params.total_trials // params.grid_size, count
+            )
+        except ImportError:  # Ray moved its variant generator's internals
+            return []
     searcher.set_search_properties(config.metric, config.mode, param_space)
     samples = []
     for index in range(count):

@@ -23,17 +23,9 @@ __all__ = [
     "worker_environment",
 ]
 
-# Variables a Ray worker needs to reach the same stores as the driver.
-_FORWARDED_VARIABLES = (
-    "UNITRAIN_HOME",
-    "UNITRAIN_STORAGE",
-    "UNITRAIN_REGISTERED_MODEL",
-    "MLFLOW_TRACKING_URI",
-    "PREFECT_HOME",
-    "PREFECT_API_URL",
-    "PREFECT_API_KEY",
-    "PREFECT_SERVER_ANALYTICS_ENABLED",
-)
+# Variables a Ray worker needs to reach the same stores as the driver
+# (tracking URI and credentials, Prefect API and auth, unitrain's own).
+_FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_")
 
 
 def home() -> Path:
@@ -66,9 +58,8 @@ def prefect_home() -> Path:
 
 
 def datasets_dir() -> Path:
-    folder = home() / "datasets"
-    folder.mkdir(exist_ok=True)
-    return folder
+    """The catalog and its cache (created on first write, not on read)."""
+    return home() / "datasets"
 
 
 def storage_dir() -> Path:
@@ -99,4 +90,8 @@ def configure_environment() -> None:
 
 def worker_environment() -> dict[str, str]:
     """The variables to hand to Ray workers on a remote cluster."""
-    return {name: os.environ[name] for name in _FORWARDED_VARIABLES if os.environ.get(name)}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(_FORWARDED_PREFIXES) and value and name != "PREFECT_HOME"
+    }

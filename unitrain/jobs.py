@@ -60,9 +60,7 @@ def plan_job(
 
     fixed = parsed.hyperparameter or {}
     if parsed.is_tune:
-        hyperparameter = loaded.validate_hyperparameter(fixed, partial=True)
-        names = {entry.name: None for entry in parsed.hyperparameters or []}
-        loaded.validate_hyperparameter(names, field="hyperparameters", partial=True)
+        hyperparameter = loaded.validate_search(fixed, parsed.hyperparameters or [])
         _check_tuning(parsed)
     else:
         hyperparameter = loaded.validate_hyperparameter(fixed)

@@ -1,7 +1,8 @@
 """Job names: how a user's name is stored, and why it can never escape a folder.
 
 ``:`` and ``,`` are stored percent-encoded (``%3A``, ``%2C``) so names such as
-``experiment:v1,batch:32`` survive every store that treats them specially.
+``experiment:v1,batch:32`` survive every store that treats them specially;
+``%`` itself becomes ``%25``, so two different names never share a stored form.
 Characters that could turn a name into a path (``/``, ``\\``, a bare ``.`` or
 ``..``) or corrupt a record (NUL and other control characters) are rejected,
 not rewritten, so the name a user sees is the name that was stored.
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MAX_NAME_LENGTH", "encode_job_name", "decode_job_name", "check_job_name", "job_folder"]
+__all__ = ["MAX_NAME_LENGTH", "encode_job_name", "check_job_name", "job_folder"]
 
 MAX_NAME_LENGTH = 200
+# The stored name is a folder name: file systems allow 255 bytes.
+_MAX_STORED_BYTES = 240
 
-_ENCODED = {":": "%3A", ",": "%2C"}
+_ENCODED = {"%": "%25", ":": "%3A", ",": "%2C"}  # '%' first
 
 
 def check_job_name(name: str) -> str:
@@ -34,7 +37,18 @@ def check_job_name(name: str) -> str:
             raise ValueError(f"must not contain {separator!r}: a job name is not a path")
     if stripped in (".", ".."):
         raise ValueError(f"must not be {stripped!r}")
+    stored = _encode(stripped).encode()
+    if len(stored) > _MAX_STORED_BYTES:
+        raise ValueError(
+            f"is {len(stored)} bytes once stored; at most {_MAX_STORED_BYTES} fit a folder name"
+        )
     return stripped
+
+
+def _encode(name: str) -> str:
+    for raw, encoded in _ENCODED.items():
+        name = name.replace(raw, encoded)
+    return name
 
 
 def encode_job_name(name: str) -> str:
@@ -43,17 +57,7 @@ def encode_job_name(name: str) -> str:
     >>> encode_job_name("experiment:v1,batch:32")
     'experiment%3Av1%2Cbatch%3A32'
     """
-    name = check_job_name(name)
-    for raw, encoded in _ENCODED.items():
-        name = name.replace(raw, encoded)
-    return name
-
-
-def decode_job_name(stored: str) -> str:
-    """The name as the user wrote it."""
-    for raw, encoded in _ENCODED.items():
-        stored = stored.replace(encoded, raw)
-    return stored
+    return _encode(check_job_name(name))
 
 
 def job_folder(root: Path, stored_name: str) -> Path:

@@ -118,7 +118,12 @@ class TrainParams(_Strict):
         # about modes, not a generic type error.
         if not isinstance(data, dict):
             return data
-        tune = bool(data.get("is_tune", False))
+        tune = data.get("is_tune", False)
+        if not isinstance(tune, bool):
+            raise ValueError(f"is_tune: must be true or false, got {tune!r}")
+        for key in ("dataset", "checkpoint"):
+            if isinstance(data.get(key), bool):
+                raise ValueError(f"{key}: must be an ID or a name, got {data[key]!r}")
         single, space = data.get("hyperparameter"), data.get("hyperparameters")
         if isinstance(single, list):
             raise ValueError(
@@ -214,13 +219,18 @@ class TrainParams(_Strict):
                 f"a multiple of {grid} (every point the same number of times), got {samples}"
             )
         points = self.tune_config.search_alg.points_to_evaluate or []
+        entries = {entry.name: entry for entry in self.hyperparameters}
         for index, point in enumerate(points):
+            where = f"tune_config.search_alg.points_to_evaluate[{index}]"
             unknown = sorted(set(point) - seen)
             if unknown:
                 raise ValueError(
-                    f"tune_config.search_alg.points_to_evaluate[{index}]: {unknown} are not "
-                    f"in the search space; known names: {sorted(seen)}"
+                    f"{where}: {unknown} are not in the search space; known names: {sorted(seen)}"
                 )
+            for name, value in point.items():
+                problem = entries[name].rejects(value)
+                if problem:
+                    raise ValueError(f"{where}.{name}: {problem}")
         return self
 
     @property

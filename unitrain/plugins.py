@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -39,7 +39,8 @@ class Plugin:
     """A loaded plugin."""
 
     name: str
-    module: ModuleType
+    #: the plugin's module (or, for an entry point "module:object", that object)
+    module: ModuleType | Any
 
     @property
     def train(self) -> Callable[..., Any]:
@@ -91,6 +92,54 @@ class Plugin:
                 lines.append(f"{field}.{where}: {message}")
             raise JobValidationError(lines) from None
 
+    def validate_search(self, fixed: dict[str, Any], entries: Sequence[Any]) -> dict[str, Any]:
+        """Tuning mode: check the fixed values and every searched bound against the schema.
+
+        Each entry's extreme values (``min`` and ``max``, every option, a normal's
+        mean) are tried one at a time, the other entries at their first value, so
+        a range the plugin would reject fails here rather than in every trial.
+        Returns ``fixed`` unchanged: defaults are filled in per trial.
+        """
+        searched = {entry.name: None for entry in entries}
+        self.validate_hyperparameter(fixed, partial=True)
+        self.validate_hyperparameter(searched, field="hyperparameters", partial=True)
+        if self.schema is None:
+            return dict(fixed)
+        candidates = {entry.name: _extremes(entry) for entry in entries}
+        base = {name: values[0] for name, values in candidates.items()}
+        for entry in entries:
+            for value in candidates[entry.name]:
+                try:
+                    self.schema.model_validate({**fixed, **base, entry.name: value})
+                except ValidationError as error:
+                    raise JobValidationError(
+                        [
+                            _search_problem(problem, entry.name, value, fixed)
+                            for problem in error.errors(include_url=False)
+                        ]
+                    ) from None
+        return dict(fixed)
+
+
+def _extremes(entry: Any) -> list[Any]:
+    if hasattr(entry, "options"):
+        return list(entry.options)
+    if hasattr(entry, "bounds"):
+        return list(entry.bounds)
+    if hasattr(entry, "min"):
+        return [entry.min, entry.max]
+    return [getattr(entry, "mean", 0.0)]
+
+
+def _search_problem(problem: Any, name: str, value: Any, fixed: dict[str, Any]) -> str:
+    message = problem["msg"].removeprefix("Value error, ")
+    key = str(problem["loc"][0]) if problem["loc"] else name
+    if key in fixed:
+        return f"hyperparameter.{key}: {message}"
+    if key == name:
+        return f"hyperparameters ({name!r}): the plugin rejects {value!r}: {message}"
+    return f"hyperparameters ({key!r}): {message}"
+
 
 def _bundled() -> dict[str, str]:
     import plugins
@@ -126,11 +175,15 @@ def load_plugin(name: str | None = None) -> Plugin:
         raise NotFoundError(
             f"plugin: {name!r} is not an installed plugin; available: {', '.join(known) or 'none'}"
         )
-    target = known[name].split(":", 1)[0]
+    target = known[name]
+    # "package.module" or "package.module:object" (an object with train/tune attributes)
+    module_name, _, attribute = target.partition(":")
     try:
-        module = importlib.import_module(target)
+        loaded: Any = importlib.import_module(module_name)
+        for part in filter(None, attribute.split(".")):
+            loaded = getattr(loaded, part)
     except Exception as error:
         raise UnitrainError(f"plugin {name!r} failed to import: {error}") from error
-    if not callable(getattr(module, "train", None)):
+    if not callable(getattr(loaded, "train", None)):
         raise UnitrainError(f"plugin {name!r} ({target}) has no train() function")
-    return Plugin(name=name, module=module)
+    return Plugin(name=name, module=loaded)

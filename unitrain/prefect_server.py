@@ -58,25 +58,31 @@ def prefect_api() -> Iterator[str]:
         return
     served = served_api_url()
     if served:
-        os.environ["PREFECT_API_URL"] = served
-        try:
+        with _pointed_at(served):
             yield served
-        finally:
-            os.environ.pop("PREFECT_API_URL", None)
         return
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
     server.start(timeout=120)
-    os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
+        with _pointed_at(server.api_url):
             yield server.api_url
     finally:
         _flush_logs()
         server.stop()
+
+
+@contextlib.contextmanager
+def _pointed_at(api_url: str) -> Iterator[None]:
+    """Point this process (Prefect read its settings at import) and its children at ``api_url``."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            yield
+    finally:
         os.environ.pop("PREFECT_API_URL", None)
 
 

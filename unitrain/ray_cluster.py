@@ -30,7 +30,7 @@ def ray_init_kwargs() -> dict[str, Any]:
         # slow the start. UNITRAIN_RAY_DASHBOARD=1 turns it on.
         kwargs["include_dashboard"] = os.environ.get("UNITRAIN_RAY_DASHBOARD") == "1"
         if os.environ.get("UNITRAIN_RAY_NUM_CPUS"):
-            kwargs["num_cpus"] = int(os.environ["UNITRAIN_RAY_NUM_CPUS"])
+            kwargs["num_cpus"] = int(float(os.environ["UNITRAIN_RAY_NUM_CPUS"]))
     return kwargs
 
 

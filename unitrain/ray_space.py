@@ -1,11 +1,13 @@
 """The generic search space as Ray Tune's own, in one place.
 
-Ray's integer samplers draw from ``[lower, upper)``; its quantised ones then
-round to a multiple of ``q``, which is why its docs call their upper bound
-inclusive "except for q=1". unitrain's integer types all include ``max``, so
-every integer type gets ``max + 1`` as Ray's upper bound here. Quantised types
-use the multiples of ``q`` inside ``[min, max]`` as their bounds, so a rounded
-sample can never leave the range.
+Ray's integer domains exclude their upper bound, except quantised ones with
+``q > 1`` (rounding to a multiple of ``q`` reaches it), and its HyperOpt and
+Optuna converters follow the same rule. unitrain's integer types all include
+``max``, so: without quantisation (``q == 1``) the domain is ``randint`` /
+``lograndint`` up to ``max + 1``; with ``q > 1`` it is ``qrandint`` /
+``qlograndint`` between the multiples of ``q`` inside ``[min, max]``. Float
+quantised types use those multiples as bounds too, so a rounded sample never
+leaves the range.
 
 ``base`` is validated (the job format requires it) but not passed on: a
 log-uniform distribution is the same in every base, and Ray deprecates it.
@@ -42,12 +44,16 @@ def to_ray_domain(entry: Any) -> Any:
             return tune.randint(entry.min, entry.max + 1)  # Ray excludes the upper bound
         case ss.QRandInt():
             low, high = entry.bounds
-            return tune.qrandint(low, high + 1, entry.effective_q)
+            if entry.effective_q == 1:
+                return tune.randint(low, high + 1)
+            return tune.qrandint(low, high, entry.effective_q)
         case ss.LogRandInt():
             return tune.lograndint(entry.min, entry.max + 1)  # Ray excludes it
         case ss.QLogRandInt():
             low, high = entry.bounds
-            return tune.qlograndint(low, high + 1, entry.effective_q)
+            if entry.effective_q == 1:
+                return tune.lograndint(low, high + 1)
+            return tune.qlograndint(low, high, entry.effective_q)
         case ss.Choice():
             return tune.choice(entry.options)
         case ss.GridSearch():

@@ -92,6 +92,36 @@ class ModelRegistry:
                 raise
             return str(experiment.experiment_id)
 
+    def start_run(
+        self,
+        plan: Any,
+        *,
+        run_name: str,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Create a run of ``plan``'s job, tagged as every unitrain run is; return its ID."""
+        all_tags = {
+            TAG.JOB: plan.job,
+            TAG.PLUGIN: plan.plugin,
+            TAG.DATASET: str(plan.dataset.id),
+            TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
+            **(tags or {}),
+        }
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(), run_name=run_name, tags=all_tags)
+        return str(run.info.run_id)
+
+    def resolve_checkpoint(
+        self, model_id: int | None, destination: str | Path
+    ) -> Checkpoint | None:
+        """Download a job's ``checkpoint`` model, as the plugin receives it."""
+        if model_id is None:
+            return None
+        path = self.download(model_id, destination)
+        return Checkpoint(model_id, str(path), self.get(model_id))
+
     def log_params(self, run_id: str, values: dict[str, Any]) -> None:
         """Hyperparameters as run parameters, in one write."""
         from mlflow.entities import Param
@@ -183,29 +213,41 @@ class ModelRegistry:
         return _record(version)
 
     def models(self, job: str | None = None) -> list[ModelRecord]:
-        query = f"name = '{self.name}'"
-        versions = self.client.search_model_versions(query)
-        records = [_record(v) for v in versions]
-        if job is not None:
-            records = [r for r in records if r.job == job]
+        """Every model (of one job), oldest first."""
+        records = [_record(v) for v in self._search(job)]
         return sorted(records, key=lambda r: r.model_id)
 
     def job_exists(self, job: str) -> bool:
-        return any(True for _ in self._versions_of(job))
+        return self.latest_of(job) is not None
 
     def latest_of(self, job: str) -> int | None:
-        ids = [int(v.version) for v in self._versions_of(job)]
-        return max(ids) if ids else None
+        newest = self._search(job, max_results=1)
+        return int(newest[0].version) if newest else None
 
-    def _versions_of(self, job: str) -> list[Any]:
-        escaped = job.replace("'", "\\'")
-        query = f"name = '{self.name}' and tags.`{TAG.JOB}` = '{escaped}'"
-        try:
-            return list(self.client.search_model_versions(query))
-        except Exception:
-            # Older stores cannot filter on tags; filter here instead.
-            versions = self.client.search_model_versions(f"name = '{self.name}'")
-            return [v for v in versions if v.tags.get(TAG.JOB) == job]
+    def _search(self, job: str | None, max_results: int | None = None) -> list[Any]:
+        """Model versions, newest first, all pages (or the first ``max_results``)."""
+        query = f"name = '{self.name}'"
+        filter_here = False
+        if job is not None:
+            # MLflow's filter language has no escapes: quote with the quote the name lacks.
+            quote = "'" if "'" not in job else '"'
+            if quote in job:
+                filter_here, max_results = True, None
+            else:
+                query += f" and tags.`{TAG.JOB}` = {quote}{job}{quote}"
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_model_versions(
+                query,
+                max_results=max_results or 1000,
+                order_by=["version_number DESC"],
+                page_token=token,
+            )
+            found.extend(v for v in page if not filter_here or v.tags.get(TAG.JOB) == job)
+            token = page.token
+            if not token or (max_results and len(found) >= max_results):
+                return found[:max_results] if max_results else found
 
     def download(self, model_id: int, destination: str | Path) -> Path:
         """Download a model's files; return the local folder."""
@@ -220,9 +262,16 @@ class ModelRegistry:
 
 
 def best_alias(job: str) -> str:
-    """MLflow aliases allow letters, digits, ``-`` and ``_`` only."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in job)
-    return (BEST_ALIAS_PREFIX + safe)[:250]
+    """``best-<job>``; MLflow aliases allow letters, digits, ``-`` and ``_`` only.
+
+    A name with other characters gets a short digest, so two jobs never share an alias.
+    """
+    import hashlib
+
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in job)
+    if safe != job:
+        safe = f"{safe[:200]}-{hashlib.sha256(job.encode()).hexdigest()[:8]}"
+    return BEST_ALIAS_PREFIX + safe
 
 
 def _record(version: Any) -> ModelRecord:

@@ -38,7 +38,7 @@ def check_local_machine(num_cpus: float | None, num_gpus: float | None) -> None:
 
     from unitrain.errors import JobValidationError
 
-    cpus = float(os.environ.get("UNITRAIN_RAY_NUM_CPUS") or os.cpu_count() or 1)
+    cpus = float(int(float(os.environ.get("UNITRAIN_RAY_NUM_CPUS") or os.cpu_count() or 1)))
     if num_cpus and num_cpus > cpus:
         raise JobValidationError(
             f"num_cpus={num_cpus}: this machine has {cpus:g} CPUs, and no RAY_ADDRESS names a "

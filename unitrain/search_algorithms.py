@@ -21,7 +21,11 @@ Builder = Callable[[Sequence[Any], dict[str, Any], TuneConfig], tuple[Any, dict[
 
 
 def _reject(algorithm: str, entries: Sequence[Any], kinds: tuple[type, ...], why: str) -> None:
-    bad = [f"{e.name!r} ({e.type})" for e in entries if isinstance(e, kinds)]  # type: ignore[attr-defined]
+    # An integer with q=1 is not quantised, whatever its type says.
+    matching: list[Any] = [
+        e for e in entries if isinstance(e, kinds) and getattr(e, "effective_q", None) != 1
+    ]
+    bad = [f"{e.name!r} ({e.type})" for e in matching]
     if bad:
         raise JobValidationError(
             f"hyperparameters: {algorithm} {why}: {', '.join(bad)}; "

@@ -34,7 +34,6 @@ __all__ = [
     "Choice",
     "GridSearch",
     "SearchSpaceEntry",
-    "SEARCH_SPACE_TYPES",
     "parse_entry",
 ]
 
@@ -70,7 +69,7 @@ class _Quantised:
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
 
@@ -81,9 +80,19 @@ class _Entry(BaseModel):
             raise ValueError("name must not be blank")
         return value
 
-    @property
-    def is_grid(self) -> bool:
-        return False
+    def rejects(self, value: Any) -> str:
+        """Why ``value`` could never be drawn from this entry ('' when it could)."""
+        options = getattr(self, "options", None)
+        if options is not None:
+            return "" if value in options else f"{value!r} is not one of the options {options}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {value!r}"
+        low, high = getattr(self, "min", None), getattr(self, "max", None)
+        if low is not None and high is not None and not low <= value <= high:
+            return f"{value!r} is outside [min, max] = [{low}, {high}]"
+        if isinstance(low, int) and not float(value).is_integer():
+            return f"expected an integer, got {value!r}"
+        return ""
 
     @property
     def q_defaulted(self) -> bool:
@@ -238,10 +247,6 @@ class GridSearch(_Entry):
     type: Literal["grid_search"] = "grid_search"
     options: list[Any] = Field(min_length=1)
 
-    @property
-    def is_grid(self) -> bool:
-        return True
-
 
 SearchSpaceEntry = Annotated[
     Uniform
@@ -258,21 +263,6 @@ SearchSpaceEntry = Annotated[
     | GridSearch,
     Field(discriminator="type"),
 ]
-
-SEARCH_SPACE_TYPES: tuple[str, ...] = (
-    "uniform",
-    "quniform",
-    "loguniform",
-    "qloguniform",
-    "randn",
-    "qrandn",
-    "randint",
-    "qrandint",
-    "lograndint",
-    "qlograndint",
-    "choice",
-    "grid_search",
-)
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(SearchSpaceEntry)
 

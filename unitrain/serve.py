@@ -240,6 +240,10 @@ def _terminate(process: subprocess.Popen[bytes], grace_s: float = 15) -> None:
         pass
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_forever(stack: LocalStack, *, deploy: bool) -> None:
     """Start the stack, say where to look, and stop it all on Ctrl-C or SIGTERM."""
     stopping = False
@@ -248,13 +252,15 @@ def serve_forever(stack: LocalStack, *, deploy: bool) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    # Until the stack is up, Ctrl-C interrupts start(), which stops what it started.
+    signal.signal(signal.SIGTERM, _interrupt)
     print("starting the Prefect server, a worker and the MLflow UI ...", file=sys.stderr)
     stack.start()
     try:
         if deploy:
             stack.deploy()
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
         print(
             f"\nPrefect UI:  {stack.prefect_ui}\n"
             + (f"MLflow UI:   {stack.mlflow_ui}\n" if stack.with_mlflow else "")

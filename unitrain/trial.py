@@ -10,10 +10,9 @@ more with the trial's checkpoint, so the optimised metric is always present.
 from __future__ import annotations
 
 import contextlib
-import math
+import json
 import shutil
 import tempfile
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,15 @@ from typing import Any
 from unitrain.catalog import Dataset
 from unitrain.errors import UnitrainError
 from unitrain.jobs import JobPlan
-from unitrain.registry import TAG, Checkpoint, ModelRegistry
+from unitrain.numbers import finite_metrics
+from unitrain.registry import TAG, ModelRegistry
 from unitrain.run import TrainRun
 
 __all__ = ["TrialSetup", "make_trainable", "normalise_result", "CHECKPOINT_OUTPUT_KEY"]
 
 CHECKPOINT_OUTPUT_KEY = "checkpoint_output"
 MLFLOW_RUN_KEY = "mlflow_run_id"
+HYPERPARAMETERS_KEY = "hyperparameters_json"
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,13 @@ def normalise_result(returned: Any, metric: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _remember_reports(into: dict[str, Any]) -> Iterator[None]:
+def _remember_reports(into: dict[str, Any], extra: dict[str, Any]) -> Iterator[None]:
     """Record what the plugin passes to ``ray.tune.report`` during this trial only.
 
-    The wrapper is installed for the duration of one trial call in the trial's
-    own worker process and removed afterwards; Ray's module is left as it was.
+    Each report also carries ``extra`` (the trial's MLflow run and model
+    folder), so a trial a scheduler stops early is still traceable. The
+    wrapper lives for one trial call in the trial's own worker process and is
+    removed afterwards; Ray's module is left as it was.
     """
     from ray import tune
 
@@ -72,7 +75,7 @@ def _remember_reports(into: dict[str, Any]) -> Iterator[None]:
 
     def report(metrics: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         into.update(metrics)
-        original(metrics, *args, **kwargs)
+        original({**metrics, **extra}, *args, **kwargs)
 
     tune.report = report
     try:
@@ -88,6 +91,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
         import ray
         from ray import tune
 
+        from unitrain.catalog import DatasetCatalog
         from unitrain.plugins import load_plugin
 
         plan = setup.plan
@@ -95,79 +99,72 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
         trial_id = tune.get_context().get_trial_id()
         plugin = load_plugin(plan.plugin)
         hyperparameter = plugin.validate_hyperparameter({**plan.hyperparameter, **config})
+        dataset = setup.dataset
+        if not Path(dataset.path).exists():  # prepared on another node: prepare it here
+            dataset = DatasetCatalog().prepare(plan.dataset)
         registry = ModelRegistry(tracking_uri=setup.tracking_uri)
         output = Path(setup.trials_root) / trial_id / "model"
         if output.exists():  # a restarted trial starts clean
             shutil.rmtree(output)
         output.mkdir(parents=True)
-        child = registry.client.create_run(
-            registry.experiment_id(),
-            run_name=f"{plan.job}-{trial_id}",
-            tags={
-                "mlflow.parentRunId": setup.parent_run_id,
-                TAG.JOB: plan.job,
-                TAG.TRIAL: trial_id,
-                TAG.PLUGIN: plan.plugin,
-                TAG.DATASET: str(plan.dataset.id),
-                TAG.NODE: ray.get_runtime_context().get_node_id(),
-            },
-        )
-        run_id = child.info.run_id
-        registry.log_params(run_id, config)
-        run = TrainRun(
-            run_id=run_id,
-            tracking_uri=setup.tracking_uri,
-            trial_id=trial_id,
-            checkpoint_output=str(output),
-        )
+        run_id = ""
+        run: TrainRun | None = None
         reported: dict[str, Any] = {}
+        status = "FAILED"
         try:
+            run_id = registry.start_run(
+                plan,
+                run_name=f"{plan.job}-{trial_id}",
+                parent_run_id=setup.parent_run_id,
+                tags={TAG.TRIAL: trial_id, TAG.NODE: ray.get_runtime_context().get_node_id()},
+            )
+            registry.log_params(run_id, config)
+            run = TrainRun(
+                run_id=run_id,
+                tracking_uri=setup.tracking_uri,
+                trial_id=trial_id,
+                checkpoint_output=str(output),
+            )
             with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
-                checkpoint = None
-                if plan.checkpoint_id is not None:
-                    path = registry.download(plan.checkpoint_id, download)
-                    record = registry.get(plan.checkpoint_id)
-                    checkpoint = Checkpoint(plan.checkpoint_id, str(path), record)
-                with _remember_reports(reported):
+                checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, download)
+                extra = {CHECKPOINT_OUTPUT_KEY: str(output), MLFLOW_RUN_KEY: run_id}
+                with _remember_reports(reported, extra):
                     if plugin.tune is not None:
-                        returned = plugin.tune(hyperparameter, run, setup.dataset, checkpoint)
+                        returned = plugin.tune(hyperparameter, run, dataset, checkpoint)
                     else:
-                        returned = plugin.train(run, setup.dataset, hyperparameter, checkpoint)
-            final = {
-                **run.last_metrics,
-                **reported,
-                **normalise_result(returned, metric),
-            }
+                        returned = plugin.train(run, dataset, hyperparameter, checkpoint)
+            final = {**run.last_metrics, **reported, **normalise_result(returned, metric)}
             if metric not in final:
                 raise UnitrainError(
                     f"trial {trial_id} reported no {metric!r} (tune_config.metric); it reported "
                     f"{sorted(final) or 'nothing'}: return it, report it, or log it"
                 )
-        except Exception:
+            metrics = finite_metrics(final)
             run.close()
-            registry.client.set_terminated(run_id, "FAILED")
+            registry.log_metrics(run_id, metrics)
+            status = "FINISHED"
+        except BaseException as error:
+            # A scheduler stops a trial by raising SystemExit inside tune.report:
+            # the run is closed either way, as KILLED rather than FAILED.
+            if isinstance(error, SystemExit | KeyboardInterrupt):
+                status = "KILLED"
             raise
-        numbers = {k: float(v) for k, v in final.items() if _is_number(v)}
-        run.close()
-        registry.log_metrics(run_id, numbers)
-        registry.client.set_terminated(run_id, "FINISHED")
+        finally:
+            if run is not None and status != "FINISHED":
+                run.close()
+            if run_id:
+                registry.client.set_terminated(run_id, status)
         location = run.checkpoint_output or str(output)
         has_files = Path(location).is_dir() and any(Path(location).iterdir())
-        summary = {
-            **numbers,
-            CHECKPOINT_OUTPUT_KEY: location if has_files else "",
-            MLFLOW_RUN_KEY: run_id,
-        }
         # The folder itself is the trial's model (on storage the upload step can
         # read); copying it into Ray's checkpoint storage as well would only cost time.
-        tune.report(summary)
+        tune.report(
+            {
+                **metrics,
+                CHECKPOINT_OUTPUT_KEY: location if has_files else "",
+                MLFLOW_RUN_KEY: run_id,
+                HYPERPARAMETERS_KEY: json.dumps(hyperparameter, default=str),
+            }
+        )
 
     return unitrain_trial
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def format_error(error: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(error), error)).strip()

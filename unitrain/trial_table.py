@@ -77,6 +77,13 @@ class TrialTable:
 
 
 def artifact_key(prefix: str, job: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    """``<prefix>-<job>``; Prefect keys allow lowercase letters, digits and dashes only.
+
+    A name with other characters gets a short digest, so two jobs never share a key.
+    """
+    import hashlib
+
     slug = re.sub(r"[^a-z0-9]+", "-", job.lower()).strip("-") or "job"
-    return f"{prefix}-{slug}"[:100]
+    if slug != job:
+        slug = f"{slug[:80]}-{hashlib.sha256(job.encode()).hexdigest()[:8]}"
+    return f"{prefix}-{slug}"

@@ -17,12 +17,33 @@ from typing import Any
 
 from ray.tune import Callback
 
+from unitrain.numbers import finite_metrics
 from unitrain.progress import StepProgress
 from unitrain.trial_table import MAX_METRIC_COLUMNS, TrialTable
 
-__all__ = ["TrialsLoggingCallback"]
+__all__ = ["RAY_BOOKKEEPING", "TrialsLoggingCallback"]
 
-_HIDDEN = {"checkpoint_output", "mlflow_run_id", "epoch"}
+#: result keys that are Ray's or unitrain's bookkeeping, not the plugin's metrics
+RAY_BOOKKEEPING = frozenset(
+    {
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "training_iteration",
+        "pid",
+        "done",
+        "time_since_restore",
+        "iterations_since_restore",
+        "timesteps_total",
+        "episodes_total",
+        "timesteps_since_restore",
+        "trial_id",
+        "epoch",
+        "checkpoint_output",
+        "mlflow_run_id",
+        "hyperparameters_json",
+    }
+)
 
 
 class TrialsLoggingCallback(Callback):
@@ -45,7 +66,6 @@ class TrialsLoggingCallback(Callback):
         self.trials: dict[str, dict[str, Any]] = {}
         self.metric_columns: list[str] = [metric]
         self.finished = 0
-        self.snapshots = 0
         self._last = 0.0
         self._sender: ThreadPoolExecutor | None = None
         self._inflight: Future[None] | None = None
@@ -89,17 +109,10 @@ class TrialsLoggingCallback(Callback):
         for name in self.hyperparameters:
             if name in (trial.config or {}):
                 row[name] = trial.config[name]
-        for key, value in (result or {}).items():
-            if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and key not in _HIDDEN
-            ):
-                if key in _RAY_BOOKKEEPING:
-                    continue
-                row[key] = value
-                if key not in self.metric_columns and len(self.metric_columns) < MAX_METRIC_COLUMNS:
-                    self.metric_columns.append(key)
+        for key, value in finite_metrics(result or {}, skip=RAY_BOOKKEEPING).items():
+            row[key] = value
+            if key not in self.metric_columns and len(self.metric_columns) < MAX_METRIC_COLUMNS:
+                self.metric_columns.append(key)
 
     def _one_more_finished(self) -> None:
         self.finished += 1
@@ -129,32 +142,16 @@ class TrialsLoggingCallback(Callback):
         self._inflight = self._sender.submit(context.run, self._send, table, finished)
 
     def _send(self, table: TrialTable, finished: int) -> None:
-        self.snapshots += 1
         table.publish(self.job)
         if self.progress is not None:
             self.progress.update(finished, self.total_trials)
 
     def finish(self) -> TrialTable:
-        """Publish the final state, whatever the throttle says."""
+        """Wait for the last snapshot and return the final table (log_trials publishes it)."""
         if self._inflight is not None:
             self._inflight.result()
         if self._sender is not None:
             self._sender.shutdown(wait=True)
-        table = self.table()
-        self._send(table, self.finished)
-        return table
-
-
-_RAY_BOOKKEEPING = {
-    "time_this_iter_s",
-    "time_total_s",
-    "timestamp",
-    "training_iteration",
-    "pid",
-    "time_since_restore",
-    "iterations_since_restore",
-    "timesteps_total",
-    "episodes_total",
-    "timesteps_since_restore",
-    "done",
-}
+        if self.progress is not None:
+            self.progress.update(self.finished, self.total_trials)
+        return self.table()

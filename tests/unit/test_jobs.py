@@ -93,3 +93,37 @@ def test_latest_continues_the_same_job(home, tmp_path):
     assert other.checkpoint_id == model_id
     with pytest.raises(JobValidationError, match="job 'nobody' has no registered model"):
         plan_job({**PARAMS, "name": "x", "checkpoint": "latest:nobody"})
+
+
+def test_searched_bounds_and_fixed_values_are_checked_against_the_plugin(home):
+    def tuning(**changes):
+        params = {
+            "name": "t",
+            "dataset": 1,
+            "is_tune": True,
+            "tune_config": {"metric": "accuracy"},
+            "hyperparameters": [{"name": "epochs", "type": "randint", "min": 1, "max": 3}],
+        }
+        params.update(changes)
+        return params
+
+    assert plan_job(tuning()).mode == "tuning"
+    with pytest.raises(
+        JobValidationError, match=r"hyperparameters \('epochs'\): the plugin rejects 0"
+    ):
+        plan_job(
+            tuning(hyperparameters=[{"name": "epochs", "type": "randint", "min": 0, "max": 3}])
+        )
+    with pytest.raises(JobValidationError, match=r"the plugin rejects 'lbfgs'"):
+        plan_job(
+            tuning(
+                hyperparameters=[
+                    {"name": "optimizer", "type": "choice", "options": ["adam", "lbfgs"]}
+                ]
+            )
+        )
+    with pytest.raises(
+        JobValidationError,
+        match=r"hyperparameter.batch_size: Input should be greater than or equal to 1",
+    ):
+        plan_job(tuning(hyperparameter={"batch_size": 0}))

@@ -2,12 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from unitrain.names import MAX_NAME_LENGTH, decode_job_name, encode_job_name, job_folder
+from unitrain.names import MAX_NAME_LENGTH, encode_job_name, job_folder
 
 
 def test_colon_and_comma_are_percent_encoded():
     assert encode_job_name("experiment:v1,batch:32") == "experiment%3Av1%2Cbatch%3A32"
-    assert decode_job_name("experiment%3Av1%2Cbatch%3A32") == "experiment:v1,batch:32"
+
+
+def test_different_names_never_share_a_stored_form():
+    assert encode_job_name("a:b") != encode_job_name("a%3Ab") == "a%253Ab"
+
+
+def test_a_name_that_grows_past_a_folder_name_is_rejected():
+    with pytest.raises(ValueError, match="bytes once stored"):
+        encode_job_name(":" * 100)
 
 
 def test_surrounding_blanks_are_dropped():

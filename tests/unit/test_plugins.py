@@ -6,6 +6,7 @@ from tests.plugin_contract import PluginContract
 from unitrain import plugins as plugins_module
 from unitrain.errors import JobValidationError, NotFoundError
 from unitrain.plugins import DEFAULT_PLUGIN, available_plugins, load_plugin
+from unitrain.registry import Checkpoint, ModelRecord
 from unitrain.run import TrainRun
 
 
@@ -13,18 +14,28 @@ class TestDigitsMLP(PluginContract):
     plugin_name = "digits_mlp"
     quick = {"epochs": 3, "batch_size": 64}
 
-    def test_resume_continues_counting_epochs(self, home, tmp_path):
-        self._train(tmp_path / "first")
+    def test_resume_continues_from_the_saved_weights(self, home, tmp_path):
         import torch
 
-        state = torch.load(tmp_path / "first" / "model.pt", weights_only=True)
-        assert state["epochs_done"] == 3
+        self._train(tmp_path / "first")
+        first = torch.load(tmp_path / "first" / "model.pt", weights_only=True)
+        record = ModelRecord(1, "job", "digits_mlp", "1", "", {}, {}, "", "", False, 0)
+        run, _ = self._train(tmp_path / "second", Checkpoint(1, str(tmp_path / "first"), record))
+        second = torch.load(tmp_path / "second" / "model.pt", weights_only=True)
+        assert (first["epochs_done"], second["epochs_done"]) == (3, 6)
+        assert [r["metrics"]["epoch"] for r in run.records if r.get("key") == "loss"] == [3, 4, 5]
+        assert any("resumed from model 1 after 3 epochs" in m for m in run.messages)
 
     def test_learns_the_digits(self, home, tmp_path):
         self.quick = {"epochs": 15}
         run, metrics = self._train(tmp_path / "model")
         assert metrics["validation_accuracy"] > 0.9
         assert any(r.get("category") == "predictions" for r in run.records)
+
+
+class TestSynthetic(PluginContract):
+    plugin_name = "synthetic"
+    quick = {"x": 0.3, "y": 0.7}
 
 
 def test_bundled_plugin_is_discovered_and_default():

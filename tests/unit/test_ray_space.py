@@ -89,3 +89,29 @@ def test_grid_and_choice_and_fixed_values():
         "adam",
         "sgd",
     }
+
+
+@pytest.mark.parametrize("algorithm", ["hyperoptsearch", "optunasearch", "bayesoptsearch"])
+def test_every_searcher_keeps_integers_inside_min_max(algorithm):
+    from unitrain.params import TuneConfig
+    from unitrain.search_algorithms import build_search_alg
+
+    entries = [
+        parse_entry({"name": "a", "type": "qrandint", "min": 5, "max": 7}),
+        parse_entry({"name": "b", "type": "randint", "min": 5, "max": 7}),
+        parse_entry({"name": "c", "type": "lograndint", "min": 5, "max": 7, "base": 2}),
+        parse_entry({"name": "d", "type": "qrandint", "min": 5, "max": 15, "q": 5}),
+    ]
+    config = TuneConfig.model_validate(
+        {"metric": "m", "seed": 1, "search_alg": {"name": algorithm}}
+    )
+    searcher, space = build_search_alg(entries, {}, config, limit_concurrency=False)
+    searcher.set_search_properties("m", "max", space)
+    seen: dict[str, set] = {name: set() for name in "abcd"}
+    for index in range(150):
+        suggestion = searcher.suggest(f"t{index}")
+        for name in seen:
+            seen[name].add(suggestion[name])
+    for name in "abc":
+        assert seen[name] <= {5, 6, 7} and 7 in seen[name] | {7} and max(seen[name]) <= 7
+    assert seen["d"] <= {5, 10, 15}

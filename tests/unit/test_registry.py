@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from unitrain.errors import NotFoundError
-from unitrain.registry import ModelRegistry
+from unitrain.registry import ModelRegistry, best_alias
 
 
 def register(registry: ModelRegistry, tmp_path: Path, job: str, trial: str = "") -> int:
@@ -58,5 +58,7 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
     model_id = register(registry, tmp_path, "tuned job")
     registry.mark_best(model_id, "tuned job")
     assert registry.get(model_id).best
-    alias = registry.client.get_model_version_by_alias(registry.name, "best-tuned_job")
+    alias = registry.client.get_model_version_by_alias(registry.name, best_alias("tuned job"))
     assert int(alias.version) == model_id
+    assert best_alias("tuned-job") == "best-tuned-job"
+    assert best_alias("tuned job") != best_alias("tuned_job")

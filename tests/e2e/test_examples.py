@@ -1,0 +1,61 @@
+"""Every example job of the seed document runs as shipped in examples/ (the flow, for real).
+
+Only the dataset IDs the examples name are registered first, as users do
+(``unitrain datasets add bundled:digits --id 456``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unitrain.catalog import DatasetCatalog
+from unitrain.errors import UnitrainError
+from unitrain.params import parse_job
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def seed_datasets(prefect_api, ray_cluster) -> None:
+    catalog = DatasetCatalog()
+    for dataset_id in (123, 456):
+        if not any(e.id == dataset_id for e in catalog.entries()):
+            catalog.add("bundled:digits", id=dataset_id)
+
+
+def run_example(name: str, **changes):
+    from flows.train import train
+
+    document = json.loads((EXAMPLES / name).read_text())
+    document["params"].update(changes)
+    job = parse_job(document)
+    return train(**job.raw, plugin=job.plugin, return_state=True)
+
+
+def test_training_examples(seed_datasets):
+    first = run_example("simple_training.json").result()
+    resumed = run_example("resume_from_checkpoint.json", checkpoint=first["model_id"]).result()
+    assert resumed["model_id"] > first["model_id"]
+
+
+@pytest.mark.parametrize(("name", "trials"), [("tune_random.json", 10), ("tune_grid.json", 12)])
+def test_tuning_examples(seed_datasets, name, trials):
+    result = run_example(name).result()
+    assert len(result["trial_models"]) == trials
+    if name == "tune_grid.json":
+        points = {tuple(sorted(m["config"].items())) for m in result["trial_models"]}
+        assert len(points) == 12
+
+
+def test_hyperopt_hyperband_example_needs_a_gpu_and_runs_without_one(seed_datasets):
+    state = run_example("tune_hyperopt_hyperband.json")
+    assert state.is_failed()
+    with pytest.raises(UnitrainError, match="num_gpus=0.5: the Ray cluster has no GPU"):
+        state.result()
+    result = run_example("tune_hyperopt_hyperband.json", num_gpus=0).result()
+    assert len(result["trial_models"]) >= 1
+    assert result["best_trial"]["metrics"]["validation_accuracy"] > 0.8
