@@ -45,6 +45,13 @@ def _pbt(options: dict[str, Any], config: TuneConfig) -> Any:
     return PopulationBasedTraining(**{"time_attr": "training_iteration", **options})
 
 
+_CLASSES = {
+    "fifo": "FIFOScheduler",
+    "hyperband": "HyperBandScheduler",
+    "asha": "ASHAScheduler",
+    "median": "MedianStoppingRule",
+    "pbt": "PopulationBasedTraining",
+}
 _BUILDERS = {"fifo": _fifo, "hyperband": _hyperband, "asha": _asha, "median": _median, "pbt": _pbt}
 
 
@@ -56,6 +63,10 @@ def build_scheduler(config: TuneConfig) -> Any:
     except JobValidationError:
         raise
     except (TypeError, ValueError) as error:
+        from unitrain.search_algorithms import accepted_options
+
+        accepted = accepted_options("ray.tune.schedulers", _CLASSES[name])
         raise JobValidationError(
-            f"tune_config.scheduler.options: {name} rejected {sorted(options)}: {error}"
+            f"tune_config.scheduler.options: {name} rejected {sorted(options)}: {error}; "
+            f"its options are {accepted}"
         ) from None

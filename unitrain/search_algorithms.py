@@ -105,6 +105,42 @@ def _bayesopt(entries: Sequence[Any], fixed: dict[str, Any], config: TuneConfig)
     return searcher, dict(fixed)
 
 
+# Where each algorithm's options go (for the list shown when one is wrong).
+_CLASSES = {
+    "basicvariantgenerator": ("ray.tune.search.basic_variant", "BasicVariantGenerator"),
+    "hyperoptsearch": ("ray.tune.search.hyperopt", "HyperOptSearch"),
+    "bayesoptsearch": ("bayes_opt", "BayesianOptimization"),
+    "optunasearch": ("ray.tune.search.optuna", "OptunaSearch"),
+}
+
+
+def accepted_options(module: str, attribute: str) -> list[str]:
+    """The keyword arguments a class takes, minus those unitrain sets itself."""
+    import importlib
+    import inspect
+
+    parameters = inspect.signature(getattr(importlib.import_module(module), attribute)).parameters
+    taken = {
+        "self",
+        "space",
+        "metric",
+        "mode",
+        "points_to_evaluate",
+        "seed",
+        "random_state",
+        "random_state_seed",
+        "f",
+        "pbounds",
+        "verbose",
+        "max_concurrent",
+    }
+    return sorted(
+        name
+        for name, p in parameters.items()
+        if name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+
 _BUILDERS: dict[str, Builder] = {
     "basicvariantgenerator": _basic,
     "hyperoptsearch": _hyperopt,
@@ -132,8 +168,9 @@ def build_search_alg(
     except JobValidationError:
         raise
     except (TypeError, ValueError) as error:
+        accepted = accepted_options(*_CLASSES[name])
         raise JobValidationError(
-            f"tune_config.search_alg: {name} rejected the job: {error}"
+            f"tune_config.search_alg: {name} rejected the job: {error}; its options are {accepted}"
         ) from None
 
 
