@@ -69,8 +69,7 @@ def train_model(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> Train
         **run.last_metrics,
         **(finite_metrics(returned) if isinstance(returned, dict) else {}),
     }
-    run.close()
-    registry.log_metrics(run_id, metrics)
+    run.close(final_metrics=metrics)
     registry.client.set_terminated(run_id, "FINISHED")
     step.complete()
     model_dir = Path(run.checkpoint_output or output)  # the plugin may have chosen its own

@@ -49,17 +49,23 @@ def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
         if upload.best:
             registry.mark_best(model_id, plan.job)
         model_ids.append(model_id)
-        logger.info(
-            "registered model %s for job %r%s",
-            model_id,
-            plan.job,
-            f" (trial {upload.trial_id})" if upload.trial_id else "",
-        )
+    logger.info("registered model %s for job %r", _ranges(model_ids), plan.job)
     return model_ids
 
 
+def _ranges(ids: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5, 9"``: one readable log line per batch."""
+    parts: list[str] = []
+    for model_id in sorted(ids):
+        if parts and parts[-1].split("-")[-1] == str(model_id - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{model_id}"
+        else:
+            parts.append(str(model_id))
+    return ", ".join(parts)
+
+
 def batches(
-    uploads: list[ModelUpload], count: int, *, min_size: int = 25
+    uploads: list[ModelUpload], count: int, *, min_size: int = 250
 ) -> list[list[ModelUpload]]:
     """Split ``uploads`` into at most ``count`` batches of at least ``min_size``, keeping order.
 

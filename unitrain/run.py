@@ -181,8 +181,13 @@ class TrainRun:
             self._client.log_dict(self._run_id, payload, "trials.json")
         return payload
 
-    def close(self) -> None:
-        """Send what is buffered, and write the messages to the MLflow run."""
+    def close(self, final_metrics: dict[str, float] | None = None) -> None:
+        """Send what is buffered (with the run's final metrics), and write the messages."""
+        if self._client is not None and final_metrics:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self._pending.extend(Metric(k, float(v), now, 0) for k, v in final_metrics.items())
         self.flush()
         if self._client is not None and self.messages:
             self._client.log_text(self._run_id, "\n".join(self.messages) + "\n", "messages.log")

@@ -140,8 +140,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
                     f"{sorted(final) or 'nothing'}: return it, report it, or log it"
                 )
             metrics = finite_metrics(final)
-            run.close()
-            registry.log_metrics(run_id, metrics)
+            run.close(final_metrics=metrics)
             status = "FINISHED"
         except BaseException as error:
             # A scheduler stops a trial by raising SystemExit inside tune.report:
