@@ -140,6 +140,10 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
                     f"{sorted(final) or 'nothing'}: return it, report it, or log it"
                 )
             metrics = finite_metrics(final)
+            if metric not in metrics:
+                raise UnitrainError(
+                    f"trial {trial_id}: {metric!r} is {final[metric]!r}, not a finite number"
+                )
             run.close(final_metrics=metrics)
             status = "FINISHED"
         except BaseException as error:
