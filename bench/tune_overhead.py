@@ -27,7 +27,7 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from unitrain.home import configure_environment  # noqa: E402
+from unitrain.settings import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -59,7 +59,7 @@ def raw_ray_tune(trials: int, work_s: float, *, tuned: bool) -> float:
 
 
 def unitrain_job(trials: int, work_s: float, name: str) -> float:
-    from flows.train import train
+    from unitrain.flows.train import train
 
     start = time.perf_counter()
     result = train(
@@ -92,7 +92,7 @@ def main() -> int:
 
     import ray
 
-    from unitrain.prefect_server import prefect_api
+    from unitrain.runtime.prefect_server import prefect_api
 
     ray.init(num_cpus=CONCURRENCY, include_dashboard=False, namespace="unitrain")
     rows = []

@@ -1,5 +1,5 @@
 """The Prefect flows: the DAG of a train job and nothing else."""
 
-from flows.train import train
+from unitrain.flows.train import train
 
 __all__ = ["train"]

@@ -15,12 +15,13 @@ from prefect.artifacts import create_progress_artifact
 from prefect.runtime import flow_run
 from prefect_ray.context import remote_options
 
-from flows.tune import run_tuning
-from tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
-from unitrain.names import encode_job_name
-from unitrain.progress import JobProgress
-from unitrain.ray_cluster import UnitrainTaskRunner
-from unitrain.summary import publish_summary
+from unitrain.flows.tune import run_tuning
+from unitrain.job.names import encode_job_name
+from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.runtime.ray_cluster import UnitrainTaskRunner
+from unitrain.tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
+from unitrain.ui.progress import JobProgress
+from unitrain.ui.summary import publish_summary
 
 
 def _run_name() -> str:
@@ -49,8 +50,13 @@ def train(
     hyperparameters: list[dict[str, Any]] | None = None,
     tune_config: dict[str, Any] | None = None,
     plugin: str | None = None,
+    plan: JobPlan | None = None,
 ) -> dict[str, Any]:
-    """Train a model with fixed hyperparameters, or tune them with Ray Tune (``is_tune``)."""
+    """Train a model with fixed hyperparameters, or tune them with Ray Tune (``is_tune``).
+
+    ``plan`` is for callers in this process that planned the job already
+    (``unitrain run``); the flow then runs exactly that plan.
+    """
     params = {
         key: value
         for key, value in dict(
@@ -66,19 +72,19 @@ def train(
         ).items()
         if value is not None
     }
-    plan = validate_job.submit(params, plugin).result()
+    plan = validate_job.submit(params, plugin, plan).result()
     progress = JobProgress(
         mode=plan.mode,
         artifact_id=str(create_progress_artifact(0.0, description=f"Progress of job {plan.job}")),
     )
     prepared = prepare_dataset.submit(plan.dataset, progress).result()
-    if plan.params.is_tune:
+    if isinstance(plan, TuningPlan):
         result = run_tuning(plan, prepared, progress)
     else:
-        with remote_options(num_cpus=plan.params.num_cpus or 1, num_gpus=plan.params.num_gpus or 0):
+        with remote_options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus):
             outcome = train_model.submit(plan, prepared, progress).result()
         upload = ModelUpload(
-            outcome.run_id, outcome.model_dir, outcome.metrics, plan.hyperparameter
+            outcome.run_id, outcome.model_dir, outcome.metrics, outcome.hyperparameters
         )
         [model_id] = upload_models.submit(plan, [upload]).result()
         progress.step("model_upload").complete()

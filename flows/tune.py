@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from prefect import get_run_logger
 from prefect_ray.context import remote_options
 
-from tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
-from tasks.upload_models import batches
-from unitrain.catalog import Dataset
-from unitrain.jobs import JobPlan
-from unitrain.progress import JobProgress
-from unitrain.summary import TrialPoint, publish_summary
-
-# Upload batches run side by side; more than the cores would only queue.
-UPLOAD_PARALLELISM = int(os.environ.get("UNITRAIN_UPLOAD_PARALLELISM", "2"))
+from unitrain.job.plan import TuningPlan
+from unitrain.plugin_api import Dataset
+from unitrain.settings import settings
+from unitrain.tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
+from unitrain.tasks.upload_models import batches
+from unitrain.ui.progress import JobProgress
+from unitrain.ui.summary import TrialPoint, publish_summary
 
 
-def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[str, Any]:
+def run_tuning(plan: TuningPlan, dataset: Dataset, progress: JobProgress) -> dict[str, Any]:
     """Run the search, mark the best trial, register every trial's model; return the result."""
     # The task that drives Ray Tune reserves no CPU: the cores belong to the trials.
     with remote_options(num_cpus=0):
@@ -27,22 +23,15 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
         log_trials.submit(plan, outcome).result()
         best_id = register_best_trial.submit(plan, outcome).result()
 
-    logger = get_run_logger()
-    uploadable = []
-    for trial in outcome.trials:
-        if trial.status != "TERMINATED" or not trial.checkpoint_dir:
-            reason = trial.error or "it saved no model"
-            logger.warning("trial %s: no model to register (%s)", trial.trial_id, reason)
-            continue
-        uploadable.append(trial)
+    uploadable = [trial for trial in outcome.trials if trial.has_model]
     uploads = [
         ModelUpload(
             run_id=t.mlflow_run_id or outcome.parent_run_id,
             # a trial without a run of its own keeps its model apart in the job's run
             artifact_path="model" if t.mlflow_run_id else f"trials/{t.trial_id}/model",
-            model_dir=t.checkpoint_dir,
+            model_dir=t.model_dir,
             metrics=t.metrics,
-            hyperparameter=t.hyperparameters or {**plan.hyperparameter, **t.config},
+            hyperparameter=t.hyperparameters,
             trial_id=t.trial_id,
             best=t.trial_id == best_id,
         )
@@ -50,7 +39,9 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
     ]
 
     step = progress.step("model_upload")
-    futures = upload_models.map(plan=plan, uploads=batches(uploads, UPLOAD_PARALLELISM))
+    # Upload batches run side by side; more than the cores would only queue.
+    parallelism = settings().upload_parallelism
+    futures = upload_models.map(plan=plan, uploads=batches(uploads, parallelism))
     model_ids: list[int] = []
     for future in futures:
         model_ids.extend(future.result())
@@ -72,7 +63,7 @@ def run_tuning(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict[s
         "best_trial": {key: best[key] for key in ("trial_logdir", "config", "metrics", "trial_id")},
         "trial_models": trial_models,
     }
-    metric = plan.params.tune_config.metric  # type: ignore[union-attr]
+    metric = plan.config.metric
     registered = {t.trial_id: model_id for t, model_id in zip(uploadable, model_ids, strict=True)}
     points = [
         TrialPoint(

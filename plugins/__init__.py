@@ -1,1 +1,1 @@
-"""Bundled plugins: one package each, discovered by name (see ``unitrain.plugins``)."""
+"""Plugins bundled with unitrain, one package each (installed as ``unitrain.plugins.<name>``)."""

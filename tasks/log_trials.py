@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from tasks.tune_trials import TuneOutcome
-from unitrain.jobs import JobPlan
+from unitrain.job.plan import TuningPlan
+from unitrain.tune.results import TuneOutcome
 
 
 @task(name="log_trials")
-def log_trials(plan: JobPlan, outcome: TuneOutcome) -> None:
+def log_trials(plan: TuningPlan, outcome: TuneOutcome) -> None:
     """The table as the search left it (register_best_trial adds the winner's mark)."""
     outcome.table.publish(plan.job)
     logger = get_run_logger()
     for trial in outcome.trials:
-        if trial.status == "ERROR":
-            logger.warning("trial %s failed: %s", trial.trial_id, trial.error)
-        elif not trial.checkpoint_dir:
-            logger.warning("trial %s stopped before it saved a model", trial.trial_id)
+        if not trial.has_model:
+            logger.warning("trial %s: no model, %s", trial.trial_id, trial.why_no_model)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from unitrain.catalog import CatalogEntry, Dataset, DatasetCatalog
-from unitrain.progress import JobProgress
+from unitrain.plugin_api import Dataset
+from unitrain.stores.catalog import CatalogEntry, DatasetCatalog
+from unitrain.ui.progress import JobProgress
 
 
 @task(name="prepare_dataset", retries=2, retry_delay_seconds=2)

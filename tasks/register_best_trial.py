@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
 from prefect import get_run_logger, task
 
-from tasks.tune_trials import TrialOutcome, TuneOutcome
 from unitrain.errors import UnitrainError
-from unitrain.jobs import JobPlan
-from unitrain.registry import TAG, ModelRegistry
-from unitrain.summary import TrialPoint, objective_figure
-from unitrain.trial_table import TrialTable
+from unitrain.job.plan import TuningPlan
+from unitrain.stores.registry import TAG, ModelRegistry
+from unitrain.tune.results import TrialOutcome, TuneOutcome
+from unitrain.ui.summary import TrialPoint, objective_figure
+from unitrain.ui.trial_table import TrialTable
 
 
 def best_trial(trials: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome:
     """The finished trial with the best ``metric``; ties go to the earliest trial."""
-    scored = [
-        t
-        for t in trials
-        if t.status == "TERMINATED"
-        and t.checkpoint_dir
-        and math.isfinite(t.metrics.get(metric, math.nan))
-    ]
+    scored = [t for t in trials if t.has_model and t.objective(metric) is not None]
     if not scored:
         raise UnitrainError(
             f"no trial finished with a model and a value for {metric!r}; see the trial table"
@@ -32,10 +24,9 @@ def best_trial(trials: list[TrialOutcome], metric: str, mode: str) -> TrialOutco
 
 
 @task(name="register_best_trial")
-def register_best_trial(plan: JobPlan, outcome: TuneOutcome) -> str:
+def register_best_trial(plan: TuningPlan, outcome: TuneOutcome) -> str:
     """Choose the winner, tag the job's MLflow run, and log the table with it marked."""
-    config = plan.params.tune_config
-    assert config is not None
+    config = plan.config
     best = best_trial(outcome.trials, config.metric, config.mode)
     client = ModelRegistry().client
     client.set_tag(outcome.parent_run_id, "unitrain.best_trial", best.trial_id)

@@ -2,101 +2,68 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from unitrain.catalog import Dataset
 from unitrain.errors import UnitrainError
-from unitrain.home import storage_dir
-from unitrain.jobs import JobPlan
-from unitrain.names import job_folder
-from unitrain.numbers import finite_metrics
-from unitrain.progress import JobProgress
-from unitrain.registry import TAG, ModelRegistry
-from unitrain.trial_table import TrialTable
-from unitrain.tune_callback import RAY_BOOKKEEPING
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    trial_id: str
-    status: str
-    config: dict[str, Any]
-    metrics: dict[str, float]
-    trial_logdir: str
-    checkpoint_dir: str
-    mlflow_run_id: str
-    error: str = ""
-    finished_at: float = 0.0
-    #: every hyperparameter the trial ran with (plugin defaults included)
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TuneOutcome:
-    parent_run_id: str
-    trials: list[TrialOutcome]
-    table: TrialTable
+from unitrain.job.names import job_folder
+from unitrain.job.plan import TuningPlan
+from unitrain.metrics import finite_metrics
+from unitrain.plugin_api import Dataset
+from unitrain.settings import settings
+from unitrain.stores.registry import TAG, ModelRegistry
+from unitrain.tune.results import TrialOutcome, TrialResult, TuneOutcome
+from unitrain.tune.trial import TrialSetup
+from unitrain.ui.progress import JobProgress
 
 
 @task(name="tune")
-def tune_trials(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> TuneOutcome:
+def tune_trials(plan: TuningPlan, dataset: Dataset, progress: JobProgress) -> TuneOutcome:
     """Run every trial of the search on the flow's Ray cluster."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from unitrain.schedulers import build_scheduler
-    from unitrain.search_algorithms import build_search_alg
-    from unitrain.trial import TrialSetup, make_trainable
-    from unitrain.tune_callback import TrialsLoggingCallback
+    from unitrain.tune.callback import TrialsLoggingCallback
+    from unitrain.tune.schedulers import build_scheduler
+    from unitrain.tune.searchers import build_search_alg
+    from unitrain.tune.trial import make_trainable
 
     logger = get_run_logger()
-    params = plan.params
-    config = params.tune_config
-    assert config is not None and params.hyperparameters is not None
-    for entry in params.hyperparameters:
-        if entry.q_defaulted:
-            logger.info(
-                "%s: no q given, using q=%s", entry.name, getattr(entry, "effective_q", None)
-            )
-
+    config = plan.config
     registry = ModelRegistry()
     flow_run_id = flow_run.get_id() or "local"
-    root = job_folder(storage_dir(), plan.job) / flow_run_id
-    searcher, param_space = build_search_alg(params.hyperparameters, plan.hyperparameter, config)
-    grid, total = params.grid_size, params.total_trials
+    root = job_folder(settings().storage_dir(), plan.job) / flow_run_id
+    searcher, param_space = build_search_alg(plan.space, plan.hyperparameter, config)
     callback = TrialsLoggingCallback(
         job=plan.job,
         metric=config.metric,
-        hyperparameters=[e.name for e in params.hyperparameters],
-        total_trials=total,
+        hyperparameters=plan.searched_names,
+        total_trials=plan.total_trials,
         progress=progress.step("trials"),
     )
     parent_id = registry.start_run(plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id})
+    setup = TrialSetup(plan, dataset, str(root / "trials"), parent_id, registry.tracking_uri)
     status = "FAILED"
     try:
-        setup = TrialSetup(plan, dataset, str(root / "trials"), parent_id, registry.tracking_uri)
-        resources = {"cpu": params.num_cpus or 1.0, "gpu": params.num_gpus or 0.0}
         tuner = tune.Tuner(
-            tune.with_resources(make_trainable(setup), resources),
+            tune.with_resources(
+                make_trainable(setup), {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
+            ),
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=config.metric,
                 mode=config.mode,
-                # max_concurrent_trials is applied by the search algorithm (search_algorithms)
+                # max_concurrent_trials is applied by the search algorithm (searchers)
                 search_alg=searcher,
                 scheduler=build_scheduler(config),
                 # A grid runs every point num_samples / grid times: num_samples is the total.
-                num_samples=total // grid if grid > 1 else total,
+                num_samples=plan.total_trials // plan.grid_size,
                 reuse_actors=True,
                 trial_name_creator=lambda trial: trial.trial_id,
                 trial_dirname_creator=lambda trial: trial.trial_id,
@@ -110,50 +77,76 @@ def tune_trials(plan: JobPlan, dataset: Dataset, progress: JobProgress) -> TuneO
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),
         )
-        logger.info("tuning %r: %d trials on %s", plan.job, total, ray.cluster_resources())
+        logger.info(
+            "tuning %r: %d trials on %s", plan.job, plan.total_trials, ray.cluster_resources()
+        )
         try:
             results = tuner.fit()
         except Exception as error:
             raise UnitrainError(f"the Ray Tune search failed: {error}") from None
-        trials = [_outcome(results[index]) for index in range(len(results))]
+        trials = [
+            _outcome(
+                results[index], setup, callback.reported(_id_of(results[index])), config.metric
+            )
+            for index in range(len(results))
+        ]
+        for trial in trials:
+            if trial.status == "ERROR" and trial.mlflow_run_id:
+                # A trial the driver failed (its metric is missing) ran to its end.
+                registry.end_run(trial.mlflow_run_id, "FAILED")
         status = "FINISHED"
     finally:
         table = callback.finish()
-        registry.client.set_terminated(parent_id, status)
+        registry.end_run(parent_id, status)
+    for trial in trials:  # the driver may have failed a trial Ray saw finish
+        if trial.status == "ERROR":
+            table.trials.setdefault(trial.trial_id, {})["status"] = "ERROR"
     failed = [t for t in trials if t.status == "ERROR"]
     logger.info("%d trials finished, %d failed", len(trials) - len(failed), len(failed))
     return TuneOutcome(parent_run_id=parent_id, trials=trials, table=table)
 
 
-def _outcome(result: Any) -> TrialOutcome:
-    from unitrain.trial import CHECKPOINT_OUTPUT_KEY, HYPERPARAMETERS_KEY, MLFLOW_RUN_KEY
+def _id_of(result: Any) -> str:
+    """Ray's trial ID; a trial that never reported has it only as its folder's name."""
+    trial_id = (result.metrics or {}).get("trial_id")
+    return str(trial_id) if trial_id else Path(result.path).name
 
-    metrics = dict(result.metrics or {})
-    trial_id = str(metrics.get("trial_id") or _trial_id_from_path(result.path))
-    checkpoint_dir = metrics.get(CHECKPOINT_OUTPUT_KEY) or (
-        result.checkpoint.path if result.checkpoint is not None else ""
-    )
-    if checkpoint_dir and not (
-        Path(checkpoint_dir).is_dir() and any(Path(checkpoint_dir).iterdir())
-    ):
-        checkpoint_dir = ""  # stopped before it saved a model
-    config = dict(result.config or {})
-    if metrics.get(HYPERPARAMETERS_KEY):
-        config = {**json.loads(metrics[HYPERPARAMETERS_KEY]), **config}
+
+def _outcome(
+    result: Any, setup: TrialSetup, reported: dict[str, float], metric: str
+) -> TrialOutcome:
+    """Join Ray's view of a trial with the trial's own result file."""
+    trial_id = _id_of(result)
+    own = TrialResult.load(setup.folder(trial_id))
+    # What reached Ray (including what a plugin reported to Ray itself), under
+    # what the trial recorded at its end.
+    metrics = {
+        **reported,
+        **finite_metrics(result.metrics or {}),
+        **(own.metrics if own else {}),
+    }
+    error = str(result.error or "")
+    if not error and own is not None and own.status == "FINISHED" and metric not in metrics:
+        error = (
+            f"trial {trial_id} reported no {metric!r} (tune_config.metric); it reported "
+            f"{sorted(metrics) or 'nothing'}: return it, report it, or log it"
+        )
     return TrialOutcome(
         trial_id=trial_id,
-        status="ERROR" if result.error else "TERMINATED",
+        status="ERROR" if error else "TERMINATED",
         config=dict(result.config or {}),
-        metrics=finite_metrics(metrics, skip=RAY_BOOKKEEPING),
+        metrics={k: v for k, v in metrics.items() if k in _plugin_metrics(metrics)},
         trial_logdir=str(result.path),
-        checkpoint_dir=str(checkpoint_dir or ""),
-        mlflow_run_id=str(metrics.get(MLFLOW_RUN_KEY, "")),
-        error=str(result.error or "")[:2000],
-        finished_at=float(metrics.get("timestamp") or 0.0),
-        hyperparameters=config,
+        model_dir=own.model_dir if own else "",
+        mlflow_run_id=own.mlflow_run_id if own else "",
+        error=error[:2000],
+        finished_at=float((result.metrics or {}).get("timestamp") or 0.0),
+        hyperparameters=own.hyperparameters if own else dict(result.config or {}),
+        ended=own.status if own else "",
     )
 
 
-def _trial_id_from_path(path: str) -> str:
-    """A stable ID for a result that lost Ray's: a digest of its folder."""
-    return hashlib.sha256(str(path).encode()).hexdigest()[:8]
+def _plugin_metrics(metrics: dict[str, float]) -> set[str]:
+    from unitrain.tune.callback import RAY_BOOKKEEPING
+
+    return set(metrics) - RAY_BOOKKEEPING

@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
-from unitrain.jobs import JobPlan
-from unitrain.registry import ModelRegistry
+from unitrain.job.plan import JobPlan
+from unitrain.stores.registry import ModelRegistry
 
 
 @dataclass(frozen=True)

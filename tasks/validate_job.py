@@ -7,19 +7,28 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from unitrain.jobs import JobPlan, plan_job
-from unitrain.prefect_server import running_job_runs
-from unitrain.resources import check_trial_resources
+from unitrain.errors import JobValidationError
+from unitrain.job.plan import JobPlan, check_name_free, plan_job
+from unitrain.runtime.prefect_server import running_job_runs
+from unitrain.runtime.resources import check_trial_resources
 
 
 @task(name="validate_params")
-def validate_job(params: dict[str, Any], plugin: str | None) -> JobPlan:
-    """Check every rule before anything runs; the plan says what will run."""
+def validate_job(params: dict[str, Any], plugin: str | None, planned: Any = None) -> JobPlan:
+    """Check every rule before anything runs; the plan says what will run.
+
+    ``planned`` is the plan ``unitrain run`` already made in this process; only
+    the checks that depend on the moment are repeated for it. Anything else
+    (parameters from a deployment or the API) is planned here from scratch.
+    """
+    if planned is not None and not isinstance(planned, JobPlan):
+        raise JobValidationError("plan: set only by unitrain's own callers; leave it out")
+    plan = planned or plan_job(params, plugin)
     current = flow_run.get_id()
-    plan = plan_job(params, plugin, running_jobs=lambda job: running_job_runs(job, exclude=current))
+    check_name_free(plan, lambda job: running_job_runs(job, exclude=current))
     # This task runs on the flow's Ray cluster: a request it can never satisfy
     # fails here, instead of leaving trials PENDING forever.
-    check_trial_resources(plan.params.num_cpus or 1.0, plan.params.num_gpus or 0.0)
+    check_trial_resources(plan.num_cpus, plan.num_gpus)
     logger = get_run_logger()
     for note in plan.notes:
         logger.info(note)

@@ -15,7 +15,7 @@ os.environ.pop("RAY_ADDRESS", None)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 
-from unitrain.home import configure_environment  # noqa: E402
+from unitrain.settings import configure_environment  # noqa: E402
 
 configure_environment()
 

@@ -5,15 +5,15 @@ The public API::
     from unitrain import parse_job, plan_job, TrainRun, DatasetCatalog, ModelRegistry
 
 Prefect, Ray and MLflow are imported only where they are used, so that
-``unitrain.home.configure_environment()`` can set their defaults first.
+``unitrain.settings.configure_environment()`` can set their defaults first.
 """
 
-from unitrain.catalog import CatalogEntry, Dataset, DatasetCatalog
 from unitrain.errors import JobValidationError, NotFoundError, UnitrainError
-from unitrain.jobs import JobPlan, plan_job
-from unitrain.params import TrainParams, TuneConfig, parse_job, validate_params
-from unitrain.registry import Checkpoint, ModelRecord, ModelRegistry
-from unitrain.run import TrainRun
+from unitrain.job.params import TrainParams, TuneConfig, parse_job, validate_params
+from unitrain.job.plan import JobPlan, TuningPlan, plan_job
+from unitrain.plugin_api import Checkpoint, TrainRun
+from unitrain.stores.catalog import CatalogEntry, Dataset, DatasetCatalog
+from unitrain.stores.registry import ModelRecord, ModelRegistry
 
 __all__ = [
     "CatalogEntry",
@@ -28,6 +28,7 @@ __all__ = [
     "TrainParams",
     "TrainRun",
     "TuneConfig",
+    "TuningPlan",
     "UnitrainError",
     "parse_job",
     "plan_job",

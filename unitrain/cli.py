@@ -1,4 +1,4 @@
-"""The ``unitrain`` command line.
+"""unitrain: train and tune models from one JSON job.
 
 ``unitrain run JOB.json`` prints the result JSON on stdout (logs go to stderr)
 and exits 0; a job that fails validation exits 2 with one message per problem
@@ -15,10 +15,13 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from unitrain.errors import JobValidationError, UnitrainError
-from unitrain.home import configure_environment
+from unitrain.settings import configure_environment, settings
+
+if TYPE_CHECKING:
+    from unitrain.job.plan import JobPlan
 
 __all__ = ["main"]
 
@@ -57,9 +60,10 @@ def _stdout_for_result() -> Iterator[TextIO]:
         result.close()
 
 
-def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
-    from unitrain.jobs import plan_job
-    from unitrain.params import parse_job
+def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], JobPlan]:
+    """Read and plan the job: everything is checked before anything starts."""
+    from unitrain.job.params import parse_job
+    from unitrain.job.plan import plan_job
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -68,39 +72,39 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], str | None]:
         print(f"warning: {note}", file=sys.stderr)
     plugin = args.plugin or job.plugin
     plan = plan_job(job.params, plugin)
-    if not os.environ.get("RAY_ADDRESS"):
-        from unitrain.resources import check_local_machine
+    if not settings().ray_address:
+        from unitrain.runtime.resources import check_local_machine
 
         check_local_machine(plan.params.num_cpus, plan.params.num_gpus)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
-    return dict(job.raw), plan.plugin
+    return dict(job.raw), plan
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    params, plugin = _prepare(args)
-    from unitrain.prefect_server import prefect_api
+    params, plan = _prepare(args)
+    from unitrain.runtime.prefect_server import prefect_api
 
     with _stdout_for_result() as out:
         with prefect_api():
-            from flows.train import train
+            from unitrain.flows.train import train
 
-            result = train(**params, plugin=plugin)
+            result = train(**params, plugin=plan.plugin, plan=plan)
         json.dump(result, out, indent=2, default=str)
         out.write("\n")
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    params, plugin = _prepare(args)
-    from unitrain.dry_run import describe
+    _, plan = _prepare(args)
+    from unitrain.tune.dry_run import describe
 
-    print(json.dumps(describe(params, plugin), indent=2, default=str))
+    print(json.dumps(describe(plan), indent=2, default=str))
     return 0
 
 
 def _cmd_datasets_add(args: argparse.Namespace) -> int:
-    from unitrain.catalog import DatasetCatalog
+    from unitrain.stores.catalog import DatasetCatalog
 
     entry = DatasetCatalog().add(args.source, id=args.id, name=args.name)
     print(f"dataset {entry.id} ({entry.name}) -> {entry.uri}")
@@ -108,7 +112,7 @@ def _cmd_datasets_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets_list(args: argparse.Namespace) -> int:
-    from unitrain.catalog import DatasetCatalog
+    from unitrain.stores.catalog import DatasetCatalog
 
     rows = [(str(e.id), e.name, e.uri, (e.sha256 or "")[:12]) for e in DatasetCatalog().entries()]
     _table(("ID", "NAME", "URI", "SHA256"), rows)
@@ -116,8 +120,8 @@ def _cmd_datasets_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from unitrain.names import encode_job_name
-    from unitrain.registry import ModelRegistry
+    from unitrain.job.names import encode_job_name
+    from unitrain.stores.registry import ModelRegistry
 
     job = encode_job_name(args.job) if args.job else None
     records = ModelRegistry().models(job=job)
@@ -143,7 +147,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins_list(args: argparse.Namespace) -> int:
-    from unitrain.plugins import available_plugins, load_plugin
+    from unitrain.plugin_loader import available_plugins, load_plugin
 
     rows = []
     for name, target in available_plugins().items():
@@ -157,8 +161,7 @@ def _cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from unitrain.home import mlflow_artifact_root, mlflow_tracking_uri
-
+    config = settings()
     if args.which == "mlflow":
         command = [
             sys.executable,
@@ -166,9 +169,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
             "mlflow",
             "ui",
             "--backend-store-uri",
-            mlflow_tracking_uri(),
+            config.mlflow_tracking_uri(),
             "--default-artifact-root",
-            mlflow_artifact_root(),
+            config.mlflow_artifact_root(),
             "--host",
             "127.0.0.1",
             "--port",
@@ -192,7 +195,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from unitrain.serve import LocalStack, serve_forever
+    from unitrain.runtime.serve import LocalStack, serve_forever
 
     stack = LocalStack(
         prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, with_mlflow=not args.no_mlflow
@@ -202,17 +205,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from unitrain.prefect_server import served_api_url
-    from unitrain.serve import PROJECT_DIR
+    from unitrain.runtime.prefect_server import served_api_url
+    from unitrain.runtime.serve import PROJECT_DIR
 
-    api_url = os.environ.get("PREFECT_API_URL") or served_api_url()
+    api_url = settings().prefect_api_url or served_api_url()
     if not api_url:
         raise UnitrainError(
             "no Prefect server: start one with 'unitrain serve', or set PREFECT_API_URL"
         )
     import subprocess
 
-    env = dict(os.environ, PREFECT_API_URL=api_url, UNITRAIN_PROJECT_DIR=str(PROJECT_DIR))
+    env = dict(os.environ, PREFECT_API_URL=api_url)
     command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
     return subprocess.run(command, env=env, cwd=PROJECT_DIR).returncode
 

@@ -6,6 +6,6 @@ or a ``.csv`` file whose last column is the label. Trains in seconds on CPU.
 
 from __future__ import annotations
 
-from plugins.digits_mlp.model import Hyperparameters, train
+from unitrain.plugins.digits_mlp.model import Hyperparameters, train
 
 __all__ = ["Hyperparameters", "train"]

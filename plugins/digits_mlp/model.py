@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from plugins.digits_mlp.data import load_arrays, split
+from unitrain.plugins.digits_mlp.data import load_arrays, split
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -121,8 +121,9 @@ def train(
             for key, value in metrics.items():
                 category = "validation" if key.startswith("validation") else "training"
                 run.log_metric(category, key, value, epoch=epoch)
-            if run.is_tune:
-                _report_to_tune(metrics, epoch)
+            # In tuning mode this also lets schedulers (HyperBand, ASHA, ...) stop
+            # a bad trial early.
+            run.report(metrics, epoch=epoch)
         run.set_progress(done, hp.epochs, category="train")
 
     with torch.no_grad():
@@ -146,13 +147,6 @@ def train(
         output / CHECKPOINT_FILE,
     )
     return metrics
-
-
-def _report_to_tune(metrics: dict[str, float], epoch: int) -> None:
-    """Intermediate results let schedulers (HyperBand, ASHA, ...) stop bad trials early."""
-    from ray import tune
-
-    tune.report({**metrics, "epoch": epoch})
 
 
 def _grid(

@@ -3,6 +3,10 @@
 Each trial sleeps ``work_s`` seconds (the stand-in for training), then scores
 ``score = 1 - (x - 0.3)^2 - (y - 0.7)^2`` (best at x=0.3, y=0.7). With
 ``fail: true`` the trial raises, to exercise error handling.
+
+It defines ``tune()`` too, as plugins may: in tuning mode each of the ``steps``
+reports a partial score through ``run.report`` (schedulers act on it), and
+the full score comes at the last step.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Hyperparameters", "train"]
+__all__ = ["Hyperparameters", "train", "tune"]
 
 
 class Hyperparameters(BaseModel):
@@ -44,3 +48,21 @@ def train(
     output.mkdir(parents=True, exist_ok=True)
     (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
     return {"score": score}
+
+
+def tune(
+    hyperparameter: dict[str, Any], run: Any, dataset: Any, checkpoint: Any, **kwargs: Any
+) -> float:
+    """One trial: report a score that grows to the final one, then save the "model"."""
+    hp = Hyperparameters.model_validate(hyperparameter)
+    if hp.fail:
+        raise RuntimeError("this trial was asked to fail (fail=true)")
+    score = 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
+    for step in range(hp.steps):
+        time.sleep(hp.work_s / hp.steps)
+        if step < hp.steps - 1:  # the last value is the one returned
+            run.report({"score": score * (step + 1) / hp.steps}, step=step)
+    output = Path(run.checkpoint_output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
+    return score

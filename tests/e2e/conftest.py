@@ -20,7 +20,7 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the session: each flow reuses it instead of starting its own."""
     import ray
 
-    from unitrain.ray_cluster import ray_init_kwargs
+    from unitrain.runtime.ray_cluster import ray_init_kwargs
 
     ray.init(num_cpus=2, **{k: v for k, v in ray_init_kwargs().items() if k != "num_cpus"})
     yield

@@ -14,7 +14,7 @@ os.environ["UNITRAIN_HOME"] = sys.argv[1]
 for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
     os.environ.pop(name, None)
 
-from unitrain.home import configure_environment  # noqa: E402
+from unitrain.settings import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -29,10 +29,10 @@ def main() -> None:
     cluster.wait_for_nodes()
     os.environ["RAY_ADDRESS"] = cluster.address
     try:
-        from unitrain.prefect_server import prefect_api
+        from unitrain.runtime.prefect_server import prefect_api
 
         with prefect_api():
-            from flows.train import train
+            from unitrain.flows.train import train
 
             result = train(
                 name="multinode-tuning",
@@ -43,7 +43,7 @@ def main() -> None:
                 hyperparameters=[{"name": "x", "type": "uniform", "min": 0, "max": 1}],
                 tune_config={"metric": "score", "mode": "max", "num_samples": 3},
             )
-        from unitrain.registry import TAG, ModelRegistry
+        from unitrain.stores.registry import TAG, ModelRegistry
 
         registry = ModelRegistry()
         nodes = [

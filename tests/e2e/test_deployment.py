@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from unitrain.registry import ModelRegistry
+from unitrain.stores.registry import ModelRegistry
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]

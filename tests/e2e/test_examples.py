@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from unitrain.catalog import DatasetCatalog
 from unitrain.errors import UnitrainError
-from unitrain.params import parse_job
+from unitrain.job.params import parse_job
+from unitrain.stores.catalog import DatasetCatalog
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -28,7 +28,7 @@ def seed_datasets(prefect_api, ray_cluster) -> None:
 
 
 def run_example(name: str, **changes):
-    from flows.train import train
+    from unitrain.flows.train import train
 
     document = json.loads((EXAMPLES / name).read_text())
     document["params"].update(changes)

@@ -7,13 +7,13 @@ import uuid
 import pytest
 
 from unitrain.errors import JobValidationError, UnitrainError
-from unitrain.registry import ModelRegistry
+from unitrain.stores.registry import ModelRegistry
 
 pytestmark = pytest.mark.e2e
 
 
 def run(**params):
-    from flows.train import train
+    from unitrain.flows.train import train
 
     state = train(**params, return_state=True)
     return state

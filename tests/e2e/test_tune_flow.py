@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.test_train_flow import flow_artifacts, run
 from unitrain.errors import UnitrainError
-from unitrain.registry import ModelRegistry
+from unitrain.stores.registry import ModelRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,8 @@ def synthetic(name: str, **overrides):
 
 
 def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
-    from unitrain.dry_run import describe
+    from unitrain.job.plan import plan_job
+    from unitrain.tune.dry_run import describe
 
     name = unique("e2e-random")
     params = dict(
@@ -63,7 +64,7 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
             "seed": 11,
         },
     )
-    planned = describe(params, None)
+    planned = describe(plan_job(params))
     state = run(**params)
     assert state.is_completed(), state
     result = state.result()
@@ -213,3 +214,60 @@ def test_max_concurrent_trials_is_honoured(flow_env):
         )
     )
     assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
+    # The best point runs first; ASHA then stops trials whose partial scores fall
+    # below it at the first rung. Stopped trials keep their MLflow run (KILLED)
+    # and register no model.
+    config = {
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 8,
+        "max_concurrent_trials": 1,
+        "seed": 5,
+        "search_alg": {"points_to_evaluate": [{"x": 0.3, "y": 0.7}]},
+        "scheduler": {
+            "name": "asha",
+            "options": {"grace_period": 1, "max_t": 4, "reduction_factor": 2},
+        },
+    }
+    state = run(**synthetic(unique("e2e-asha"), hyperparameter={"steps": 4}, tune_config=config))
+    assert state.is_completed(), state
+    result = state.result()
+    registry = ModelRegistry()
+    runs = registry.client.search_runs(
+        [registry.experiment_id()],
+        filter_string=f"tags.`mlflow.parentRunId` = '{_parent_run(result)}'",
+    )
+    assert len(runs) == 8
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert killed, "ASHA stopped no trial"
+    assert len(killed) + len(finished) == 8
+    registered = {m["trial_id"] for m in result["trial_models"]}
+    assert registered == {r.data.tags["unitrain.trial_id"] for r in finished}
+    assert not registered & {r.data.tags["unitrain.trial_id"] for r in killed}
+    best = result["best_trial"]["config"]
+    assert (best["x"], best["y"]) == (0.3, 0.7)
+
+
+def test_a_plugin_with_tune_runs_each_trial_through_it(flow_env):
+    # The synthetic plugin defines tune(): its intermediate reports (run.report)
+    # land in each trial's MLflow run as a history, its returned number is the metric.
+    result = run(**synthetic(unique("e2e-tune-fn"), hyperparameter={"steps": 3})).result()
+    registry = ModelRegistry()
+    assert len(result["trial_models"]) == 4
+    for model in result["trial_models"]:
+        record = registry.get(model["model_id"])
+        history = registry.client.get_metric_history(record.run_id, "score")
+        steps = sorted((m.step, m.value) for m in history)
+        assert [step for step, _ in steps] == [0, 1, 1]  # two reports, then the final value
+        assert steps[-1][1] == pytest.approx(model["metrics"]["score"])
+        assert record.hyperparameters["steps"] == 3 and record.metrics == model["metrics"]
+
+
+def _parent_run(result) -> str:
+    registry = ModelRegistry()
+    child = registry.client.get_run(registry.get(result["model_id"]).run_id)
+    return child.data.tags["mlflow.parentRunId"]

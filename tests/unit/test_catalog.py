@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unitrain.catalog import DatasetCatalog
 from unitrain.errors import NotFoundError, UnitrainError
+from unitrain.stores.catalog import DatasetCatalog
 
 
 def make_npz(path: Path) -> Path:

@@ -15,6 +15,7 @@ def test_public_api_is_pinned():
         "TrainParams",
         "TrainRun",
         "TuneConfig",
+        "TuningPlan",
         "UnitrainError",
         "parse_job",
         "plan_job",

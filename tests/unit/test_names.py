@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from unitrain.names import MAX_NAME_LENGTH, encode_job_name, job_folder
+from unitrain.job.names import MAX_NAME_LENGTH, encode_job_name, job_folder
 
 
 def test_colon_and_comma_are_percent_encoded():

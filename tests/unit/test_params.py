@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from unitrain.errors import JobValidationError
-from unitrain.params import parse_job, validate_params
+from unitrain.job.params import parse_job, validate_params
 
 TRAINING = {
     "name": "my_model",

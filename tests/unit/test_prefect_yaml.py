@@ -18,7 +18,7 @@ def test_unified_deployment_points_at_the_train_flow(monkeypatch):
 
 
 def test_scheduled_retraining_continues_its_own_latest_model():
-    from unitrain.params import validate_params
+    from unitrain.job.params import validate_params
 
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     nightly = next(d for d in config["deployments"] if d["name"] == "retrain-digits-nightly")

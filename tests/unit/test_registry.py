@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from unitrain.errors import NotFoundError
-from unitrain.registry import ModelRegistry, best_alias
+from unitrain.stores.registry import ModelRegistry, best_alias
 
 
 def register(registry: ModelRegistry, tmp_path: Path, job: str, trial: str = "") -> int:

@@ -1,7 +1,38 @@
+"""Each distribution: its validation, its membership test, its default q, its backends."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from unitrain.search_space import QLogUniform, QRandInt, QRandN, QUniform, parse_entry
+from unitrain.job.search_space import (
+    DISTRIBUTION_TYPES,
+    Choice,
+    GridSearch,
+    LogRandInt,
+    QLogRandInt,
+    QLogUniform,
+    QRandInt,
+    QRandN,
+    QUniform,
+    RandN,
+    parse_entry,
+)
+
+DRAWS = 400
+
+
+def draws(entry: dict, size: int = DRAWS) -> np.ndarray:
+    domain = parse_entry(entry).to_ray()
+    return np.asarray(domain.sample(size=size, random_state=np.random.default_rng(0)))
+
+
+# -- validation and defaults -------------------------------------------------------
 
 
 def test_q_defaults_are_documented_values():
@@ -24,6 +55,184 @@ def test_entry_is_chosen_by_type():
     )
 
 
-def test_q_must_be_positive():
-    with pytest.raises(ValidationError, match="greater than 0"):
-        parse_entry({"name": "x", "type": "quniform", "min": 0, "max": 1, "q": 0})
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "quniform", "min": 0, "max": 1, "q": 0}, "greater than 0"),
+        ({"type": "uniform", "min": 1, "max": 1}, "min must be less than max"),
+        ({"type": "randint", "min": 3, "max": 2}, "min must be <= max"),
+        ({"type": "loguniform", "min": 0, "max": 1, "base": 10}, "must be > 0 for a log scale"),
+        ({"type": "loguniform", "min": 1, "max": 2, "base": 1}, "base must be greater than 1"),
+        ({"type": "qrandint", "min": 6, "max": 9, "q": 5}, "no multiple of q=5"),
+        ({"type": "randn", "mean": 0, "sd": 0}, "sd must be > 0"),
+        ({"type": "choice", "options": []}, "at least 1 item"),
+        ({"type": "quniform", "min": -1e308, "max": 1e308}, "within \\+-1e300"),
+        ({"type": "quniform", "min": 0, "max": 1, "q": 5e-324}, "too small"),
+        ({"type": "uniform", "min": 0, "max": float("inf")}, "finite number"),
+    ],
+)
+def test_bad_entries_name_the_rule(entry, message):
+    with pytest.raises(ValidationError, match=message):
+        parse_entry({"name": "x", **entry})
+
+
+def test_every_type_is_in_the_union():
+    for kind in DISTRIBUTION_TYPES:
+        name = kind.model_fields["type"].default
+        assert name in {
+            "uniform",
+            "quniform",
+            "loguniform",
+            "qloguniform",
+            "randn",
+            "qrandn",
+            "randint",
+            "qrandint",
+            "lograndint",
+            "qlograndint",
+            "choice",
+            "grid_search",
+        }
+    assert len(DISTRIBUTION_TYPES) == 12
+
+
+# -- membership ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "inside", "outside"),
+    [
+        ({"type": "qrandint", "min": 5, "max": 15, "q": 5}, [5, 10, 15], [7, 0, 20, 10.5]),
+        ({"type": "randint", "min": 5, "max": 15}, [5, 15, 7.0], [4, 16, 7.5, "7", True]),
+        ({"type": "quniform", "min": 0, "max": 1, "q": 0.25}, [0, 0.5, 1.0], [0.3, 1.25]),
+        ({"type": "loguniform", "min": 0.01, "max": 1, "base": 10}, [0.01, 0.5], [0.001, 2]),
+        ({"type": "qrandn", "mean": 0, "sd": 1, "q": 0.5}, [-1.5, 0, 3.0], [0.3, math.nan]),
+        ({"type": "choice", "options": ["adam", 3]}, ["adam", 3], ["sgd", 4]),
+    ],
+)
+def test_membership_includes_q_multiples(entry, inside, outside):
+    parsed = parse_entry({"name": "x", **entry})
+    for value in inside:
+        assert parsed.contains(value), value
+    for value in outside:
+        assert not parsed.contains(value), value
+
+
+def test_rejection_says_why():
+    entry = parse_entry({"name": "n", "type": "qrandint", "min": 5, "max": 15, "q": 5})
+    assert entry.rejects(7) == "7 is not a multiple of q=5"
+    assert entry.rejects(20) == "20 is outside [min, max] = [5, 15]"
+
+
+def test_traits_say_what_some_searchers_cannot_express():
+    assert "grid" in GridSearch(name="g", options=[1]).traits
+    assert "normal" in RandN(name="r").traits
+    assert "quantised_log" in QLogUniform(name="q", min=1, max=10, base=10).traits
+    # An integer with q = 1 is not quantised, whatever its type says.
+    assert "quantised_log" not in QLogRandInt(name="q", min=1, max=10, base=2).traits
+    assert "quantised_log" in QLogRandInt(name="q", min=2, max=10, base=2, q=2).traits
+    assert Choice(name="c", options=[1]).traits == frozenset()
+
+
+# -- Ray Tune domains: every draw is a member ----------------------------------------------------
+
+int_ranges = st.tuples(st.integers(1, 500), st.integers(0, 60)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    bounds=int_ranges,
+    q=st.integers(1, 7),
+    kind=st.sampled_from(["randint", "qrandint", "lograndint", "qlograndint"]),
+)
+def test_integer_draws_are_members(bounds, q, kind):
+    low, high = bounds
+    entry = {"name": "n", "type": kind, "min": low, "max": high}
+    if "log" in kind:
+        entry["base"] = 2
+    if kind.startswith("q"):
+        if (high // q) * q < low:  # no multiple of q in range: validation rejects it
+            return
+        entry["q"] = q
+    parsed = parse_entry(entry)
+    values = draws(entry)
+    assert all(parsed.contains(int(v)) for v in values)
+    assert values.min() >= low and values.max() <= high
+    if kind.startswith("q"):
+        assert np.all(values % q == 0)
+
+
+@pytest.mark.parametrize("kind", ["randint", "qrandint", "lograndint", "qlograndint"])
+def test_integer_max_is_included(kind):
+    entry = {"name": "n", "type": kind, "min": 5, "max": 7}
+    if "log" in kind:
+        entry["base"] = 2
+    assert set(draws(entry, 2000)) == {5, 6, 7}
+
+
+float_ranges = st.tuples(
+    st.floats(1e-4, 10, allow_nan=False), st.floats(1e-3, 100, allow_nan=False)
+).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    bounds=float_ranges, kind=st.sampled_from(["uniform", "quniform", "loguniform", "qloguniform"])
+)
+def test_float_draws_stay_in_min_max(bounds, kind):
+    low, high = bounds
+    entry = {"name": "x", "type": kind, "min": low, "max": high}
+    if "log" in kind:
+        entry["base"] = 10
+    values = draws(entry)
+    tolerance = 1e-9 * high
+    assert values.min() >= low - tolerance and values.max() <= high + tolerance
+
+
+def test_quantised_float_draws_are_members():
+    entry = {"name": "lr", "type": "quniform", "min": 0.0001, "max": 0.01, "q": 0.0001}
+    parsed = parse_entry(entry)
+    assert all(parsed.contains(float(v)) for v in draws(entry))
+
+
+def test_grid_and_choice_markers():
+    assert GridSearch(name="b", options=[16, 32]).to_ray() == {"grid_search": [16, 32]}
+    assert set(draws({"name": "o", "type": "choice", "options": ["adam", "sgd"]})) == {
+        "adam",
+        "sgd",
+    }
+
+
+# -- the numeric box model-based searchers use ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"type": "uniform", "min": -2, "max": 3},
+        {"type": "quniform", "min": 0, "max": 1, "q": 0.1},
+        {"type": "loguniform", "min": 1e-4, "max": 1e-1, "base": 10},
+        {"type": "randint", "min": 1, "max": 9},
+        {"type": "qrandint", "min": 16, "max": 128, "q": 16},
+        {"type": "lograndint", "min": 16, "max": 256, "base": 2},
+        {"type": "choice", "options": ["a", {"b": 1}, 3]},
+    ],
+)
+def test_internal_points_map_back_to_members(entry):
+    parsed = parse_entry({"name": "x", **entry})
+    bound = parsed.internal_bounds()
+    low, high = bound[0], bound[1]
+    for raw in np.linspace(low - 1, high + 1, 57):  # even outside the box
+        assert parsed.contains(parsed.from_internal(raw)), raw
+    for value in parsed.extremes():
+        assert parsed.from_internal(parsed.to_internal(value)) == pytest.approx(value)
+
+
+def test_normal_and_grid_have_no_box():
+    with pytest.raises(NotImplementedError):
+        RandN(name="r").internal_bounds()
+    with pytest.raises(NotImplementedError):
+        GridSearch(name="g", options=[1]).internal_bounds()
+    assert LogRandInt(name="n", min=16, max=256, base=2).internal_bounds() == pytest.approx(
+        (4.0, 8.0)
+    )

@@ -1,5 +1,5 @@
-from unitrain.jobs import plan_job
-from unitrain.summary import TrialPoint, objective_chart, render_summary
+from unitrain.job.plan import plan_job
+from unitrain.ui.summary import TrialPoint, objective_chart, render_summary
 
 
 def test_chart_follows_finish_order_and_tracks_the_best():

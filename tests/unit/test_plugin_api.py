@@ -1,0 +1,74 @@
+import numpy as np
+
+from unitrain.plugin_api import TrainRun
+from unitrain.stores.registry import ModelRegistry
+
+
+def test_metrics_and_images_land_in_mlflow(home):
+    registry = ModelRegistry()
+    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
+    run = TrainRun(run_id=run_id, tracking_uri=registry.tracking_uri)
+    for epoch, loss in enumerate([0.9, 0.5, 0.2]):
+        run.log_metric("training", "loss", loss, epoch=epoch)
+    run.log_visualization("predictions", "validation", 2, np.zeros((8, 8, 3), dtype=np.uint8))
+    run.log_message("hello")
+    run.close()
+    history = registry.client.get_metric_history(run_id, "training/loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.9), (1, 0.5), (2, 0.2)]
+    files = [
+        f.path
+        for f in registry.client.list_artifacts(run_id, "visualizations/predictions/validation")
+    ]
+    assert files == ["visualizations/predictions/validation/00002.png"]
+    assert "messages.log" in [f.path for f in registry.client.list_artifacts(run_id)]
+
+
+def test_log_trials_keeps_four_metric_columns():
+    tables = []
+    run = TrainRun(trials_sink=tables.append)
+    payload = run.log_trials(
+        trials={"t1": {"status": "RUNNING", "lr": 0.1, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5}},
+        base=["status"],
+        hyperparameters=["lr"],
+        metrics=["a", "b", "c", "d", "e"],
+    )
+    assert payload["metrics"] == ["a", "b", "c", "d"] and payload["best_trial"] == ""
+    assert tables[0].rows() == [
+        {"trial_id": "t1", "status": "RUNNING", "lr": 0.1, "a": 1, "b": 2, "c": 3, "d": 4}
+    ]
+
+
+def test_set_progress_in_a_trial_does_not_move_the_job_bar():
+    class Step:
+        calls = 0
+
+        def update(self, current, total):
+            Step.calls += 1
+
+    TrainRun(progress=Step(), trial_id="t").set_progress(1, 2)
+    assert Step.calls == 0
+    TrainRun(progress=Step()).set_progress(1, 2)
+    assert Step.calls == 1
+
+
+def test_report_records_metrics_and_forwards_them():
+    sent = []
+    run = TrainRun(reporter=sent.append, trial_id="t")
+    run.report({"accuracy": 0.5, "name": "x"}, epoch=1)
+    run.report({"accuracy": 0.75})
+    assert sent == [{"accuracy": 0.5, "name": "x", "epoch": 1}, {"accuracy": 0.75}]
+    assert run.last_metrics == {"accuracy": 0.75}
+    assert run.records[0] == {"report": {"accuracy": 0.5}, "metrics": {"epoch": 1}, "trial_id": "t"}
+
+
+def test_report_in_training_mode_is_recorded_only(home):
+    registry = ModelRegistry()
+    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
+    run = TrainRun(run_id=run_id, tracking_uri=registry.tracking_uri)
+    for epoch in range(3):
+        run.report({"loss": 1.0 / (epoch + 1)}, epoch=epoch)
+    run.close(final_metrics={"loss": 1 / 3, "accuracy": 0.9})
+    history = registry.client.get_metric_history(run_id, "loss")
+    # the final value, already reported at its step, is not logged a second time
+    assert [(m.step, round(m.value, 3)) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.333)]
+    assert registry.client.get_run(run_id).data.metrics["accuracy"] == 0.9

@@ -1,0 +1,39 @@
+import math
+
+import pytest
+
+from unitrain.errors import UnitrainError
+from unitrain.tasks.register_best_trial import best_trial
+from unitrain.tune.results import TrialOutcome
+
+
+def trial(trial_id, status="TERMINATED", value=0.5, model="/m"):
+    metrics = {} if value is None else {"accuracy": value}
+    return TrialOutcome(trial_id, status, {}, metrics, "/logs", model, "")
+
+
+def test_best_trial_follows_mode_and_skips_failures():
+    trials = [
+        trial("a", value=0.5),
+        trial("b", value=0.9),
+        trial("c", "ERROR", 0.99),
+        trial("d", value=None),
+        trial("e", value=0.95, model=""),
+        trial("f", value=math.nan),
+    ]
+    assert best_trial(trials, "accuracy", "max").trial_id == "b"
+    assert best_trial(trials, "accuracy", "min").trial_id == "a"
+
+
+def test_ties_go_to_the_earliest_trial():
+    assert (
+        best_trial([trial("a", value=0.5), trial("b", value=0.5)], "accuracy", "max").trial_id
+        == "a"
+    )
+
+
+def test_no_scored_trial_is_a_clear_error():
+    with pytest.raises(
+        UnitrainError, match="no trial finished with a model and a value for 'accuracy'"
+    ):
+        best_trial([trial("a", "ERROR"), trial("b", value=None)], "accuracy", "max")

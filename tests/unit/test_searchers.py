@@ -1,0 +1,136 @@
+"""What each search algorithm accepts, checked before anything runs, and what it proposes."""
+
+from __future__ import annotations
+
+import pytest
+
+from unitrain.errors import JobValidationError
+from unitrain.job.params import TuneConfig
+from unitrain.job.search_space import parse_entry
+from unitrain.tune.searchers import SEARCH_ALGORITHMS, build_search_alg, check_search_space
+
+SPACE = [
+    parse_entry({"name": "batch_size", "type": "choice", "options": [16, 32, 64]}),
+    parse_entry(
+        {"name": "learning_rate", "type": "loguniform", "min": 1e-4, "max": 1e-2, "base": 10}
+    ),
+    parse_entry({"name": "units", "type": "qrandint", "min": 16, "max": 128, "q": 16}),
+]
+GRID = [parse_entry({"name": "b", "type": "grid_search", "options": [1, 2]})]
+NORMAL = [parse_entry({"name": "noise", "type": "randn", "mean": 0, "sd": 1})]
+
+
+def config(algorithm: str = "basicvariantgenerator", **extra) -> TuneConfig:
+    return TuneConfig.model_validate(
+        {"metric": "accuracy", "search_alg": {"name": algorithm, **extra}}
+    )
+
+
+@pytest.mark.parametrize("algorithm", list(SEARCH_ALGORITHMS))
+def test_every_algorithm_builds_on_a_mixed_space(algorithm):
+    searcher, _ = build_search_alg(SPACE, {"epochs": 2}, config(algorithm))
+    assert searcher is not None
+
+
+@pytest.mark.parametrize("algorithm", ["hyperoptsearch", "bayesoptsearch", "optunasearch"])
+def test_grid_is_only_for_the_basic_generator(algorithm):
+    with pytest.raises(
+        JobValidationError,
+        match=rf"hyperparameters: {algorithm} cannot run a grid: 'b' \(grid_search\)",
+    ):
+        check_search_space(GRID, config(algorithm))
+    check_search_space(GRID, config())
+
+
+def test_normal_distribution_is_rejected_where_unsupported():
+    with pytest.raises(JobValidationError, match="bayesoptsearch needs bounded ranges"):
+        check_search_space(NORMAL, config("bayesoptsearch"))
+    with pytest.raises(JobValidationError, match="optunasearch cannot sample a normal"):
+        check_search_space(NORMAL, config("optunasearch"))
+    check_search_space(NORMAL, config("hyperoptsearch"))
+
+
+def test_unknown_search_alg_option_names_the_algorithm():
+    with pytest.raises(
+        JobValidationError, match="tune_config.search_alg: hyperoptsearch rejected the job"
+    ):
+        build_search_alg(SPACE, {}, config("hyperoptsearch", options={"warp_speed": 9}))
+
+
+def test_bayesopt_suggestions_respect_types_and_bounds():
+    searcher, _ = build_search_alg(
+        SPACE,
+        {},
+        config(
+            "bayesoptsearch",
+            points_to_evaluate=[{"batch_size": 32, "learning_rate": 0.001, "units": 64}],
+        ),
+    )
+    first = searcher.suggest("t0")
+    assert first == {"batch_size": 32, "learning_rate": pytest.approx(0.001), "units": 64}
+    for index in range(1, 12):
+        suggestion = searcher.suggest(f"t{index}")
+        assert suggestion["batch_size"] in (16, 32, 64)
+        assert 1e-4 <= suggestion["learning_rate"] <= 1e-2
+        assert suggestion["units"] % 16 == 0 and 16 <= suggestion["units"] <= 128
+        searcher.on_trial_complete(
+            f"t{index}", {"accuracy": -abs(suggestion["learning_rate"] - 0.003)}
+        )
+
+
+def test_seeded_searchers_repeat_their_suggestions():
+    for algorithm in ("hyperoptsearch", "bayesoptsearch", "optunasearch"):
+        runs = []
+        for _ in range(2):
+            searcher, space = build_search_alg(
+                SPACE, {}, config(algorithm).model_copy(update={"seed": 7})
+            )
+            searcher.set_search_properties("accuracy", "max", space)
+            runs.append([searcher.suggest(f"t{i}") for i in range(3)])
+        assert runs[0] == runs[1], algorithm
+
+
+def test_quantised_log_is_rejected_by_optuna_only_when_really_quantised():
+    quantised = [
+        parse_entry({"name": "n", "type": "qlograndint", "min": 2, "max": 64, "base": 2, "q": 2})
+    ]
+    with pytest.raises(JobValidationError, match="optunasearch cannot quantise a log scale: 'n'"):
+        check_search_space(quantised, config("optunasearch"))
+    plain = [parse_entry({"name": "n", "type": "qlograndint", "min": 2, "max": 64, "base": 2})]
+    check_search_space(plain, config("optunasearch"))
+
+
+def test_the_table_is_where_validation_gets_its_names():
+    with pytest.raises(Exception, match="supported: " + ", ".join(SEARCH_ALGORITHMS)):
+        config("random_forest")
+
+
+@pytest.mark.parametrize("algorithm", list(SEARCH_ALGORITHMS))
+def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algorithm):
+    entries = [
+        parse_entry({"name": "a", "type": "qrandint", "min": 5, "max": 7}),
+        parse_entry({"name": "b", "type": "randint", "min": 5, "max": 7}),
+        parse_entry({"name": "c", "type": "lograndint", "min": 5, "max": 7, "base": 2}),
+        parse_entry({"name": "d", "type": "qrandint", "min": 5, "max": 15, "q": 5}),
+    ]
+    tune_config = TuneConfig.model_validate(
+        {"metric": "m", "seed": 1, "search_alg": {"name": algorithm}}
+    )
+    searcher, space = build_search_alg(entries, {}, tune_config, limit_concurrency=False)
+    if algorithm == "basicvariantgenerator":
+        suggestions = [space[e.name].sample(size=150) for e in entries]
+        seen = {e.name: set(values) for e, values in zip(entries, suggestions, strict=True)}
+    else:
+        searcher.set_search_properties("m", "max", space)
+        seen = {e.name: set() for e in entries}
+        for index in range(150):
+            suggestion = searcher.suggest(f"t{index}")
+            for name in seen:
+                seen[name].add(suggestion[name])
+            # A GP fit per suggestion costs seconds; guided BayesOpt suggestions are
+            # checked in test_bayesopt_suggestions_respect_types_and_bounds.
+            if algorithm != "bayesoptsearch":
+                searcher.on_trial_complete(f"t{index}", {"m": float(index % 7)})
+    for name in "abc":
+        assert seen[name] == {5, 6, 7}, (name, seen[name])
+    assert seen["d"] == {5, 10, 15}

@@ -1,0 +1,67 @@
+"""The private parts of Ray and Prefect that unitrain relies on, in one place.
+
+Each is imported only when called. ``tests/unit/test_compat.py`` calls every
+one of them, so an upgrade that moves or renames one fails there, loudly,
+instead of in a user's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "drain_prefect_workers",
+    "local_gpu_count",
+    "ray_preset_variants",
+    "ray_seeded_rng",
+    "ray_variants",
+    "subprocess_prefect_server",
+]
+
+
+def ray_seeded_rng(seed: int | None) -> Any:
+    """The random state Ray's ``BasicVariantGenerator`` builds from ``random_state``."""
+    from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
+
+    return _BackwardsCompatibleNumpyRng(seed)
+
+
+def ray_preset_variants(spec: dict[str, Any], point: dict[str, Any], rng: Any) -> Iterator[Any]:
+    """Ray's resolution of one ``points_to_evaluate`` entry into variants, as its generator does."""
+    from ray.tune.search.variant_generator import _get_preset_variants
+
+    return iter(_get_preset_variants(spec, point, False, rng))
+
+
+def ray_variants(spec: dict[str, Any], rng: Any) -> Iterator[Any]:
+    """Ray's resolution of a param space into variants, as its generator does."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    return iter(generate_variants(spec, False, rng))
+
+
+def local_gpu_count() -> int:
+    """GPUs on this machine, counted the way Ray counts them when it starts."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+
+    manager = get_accelerator_manager_for_resource("GPU")
+    if manager is None:
+        return 0
+    return int(manager.get_current_node_num_accelerators())
+
+
+def subprocess_prefect_server() -> Any:
+    """Prefect's own temporary API server, run in a subprocess (not started yet)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    return SubprocessASGIServer()
+
+
+def drain_prefect_workers(timeout_s: float) -> None:
+    """Send buffered Prefect logs and events, and stop their background workers."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout_s)
+    EventsWorker.drain_all(timeout=timeout_s)

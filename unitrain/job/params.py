@@ -1,0 +1,340 @@
+"""Job parameters: the ``params`` object of a ``train`` job, validated once.
+
+A job is ``{"action": "train", "params": {...}}`` (or a bare params object).
+:func:`parse_job` turns it into a :class:`TrainParams` or raises
+:class:`~unitrain.errors.JobValidationError` whose lines each name the field
+and the rule. The old ``{"action": "tune"}`` envelope is still accepted and
+rewritten, with a deprecation warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unitrain.errors import JobValidationError
+from unitrain.job.names import check_job_name, encode_job_name
+from unitrain.job.search_space import SearchSpaceEntry
+
+__all__ = [
+    "LATEST",
+    "SearchAlgConfig",
+    "SchedulerConfig",
+    "TuneConfig",
+    "TrainParams",
+    "Job",
+    "parse_job",
+    "validate_params",
+]
+
+LATEST = "latest"
+
+
+def _known_name(value: str, kind: str, known: list[str]) -> str:
+    normalised = value.strip().lower()
+    if normalised not in known:
+        raise ValueError(f"unknown {kind} {value!r}; supported: {', '.join(known)}")
+    return normalised
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchAlgConfig(_Strict):
+    """``tune_config.search_alg``: which algorithm proposes the trials."""
+
+    name: str = "basicvariantgenerator"
+    points_to_evaluate: list[dict[str, Any]] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from unitrain.tune.searchers import SEARCH_ALGORITHMS
+
+        return _known_name(value, "search algorithm", list(SEARCH_ALGORITHMS))
+
+
+class SchedulerConfig(_Strict):
+    """``tune_config.scheduler``: which trials to stop early."""
+
+    name: str = "fifo"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from unitrain.tune.schedulers import SCHEDULERS
+
+        return _known_name(value, "scheduler", list(SCHEDULERS))
+
+
+class TuneConfig(_Strict):
+    """``tune_config``: what to optimise and how many trials to run."""
+
+    metric: str = Field(min_length=1)
+    mode: Literal["max", "min"] = "max"
+    num_samples: int | None = Field(default=None, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    search_alg: SearchAlgConfig = Field(default_factory=SearchAlgConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+
+    @field_validator("search_alg", "scheduler", mode="before")
+    @classmethod
+    def _name_shorthand(cls, value: Any) -> Any:
+        # "search_alg": "hyperoptsearch" is read as {"name": "hyperoptsearch"}.
+        return {"name": value} if isinstance(value, str) else value
+
+
+class TrainParams(_Strict):
+    """The ``params`` of a train job, in either mode."""
+
+    name: str
+    dataset: int | str
+    checkpoint: int | str | None = None
+    is_tune: bool = False
+    num_cpus: float | None = Field(default=None, gt=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+    hyperparameter: dict[str, Any] | None = None
+    hyperparameters: list[SearchSpaceEntry] | None = None
+    tune_config: TuneConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shapes_match_mode(cls, data: Any) -> Any:
+        # Checked before field parsing so a list/dict mix-up gets a message
+        # about modes, not a generic type error.
+        if not isinstance(data, dict):
+            return data
+        tune = data.get("is_tune", False)
+        if not isinstance(tune, bool):
+            raise ValueError(f"is_tune: must be true or false, got {tune!r}")
+        for key in ("dataset", "checkpoint"):
+            if isinstance(data.get(key), bool):
+                raise ValueError(f"{key}: must be an ID or a name, got {data[key]!r}")
+        single, space = data.get("hyperparameter"), data.get("hyperparameters")
+        if isinstance(single, list):
+            raise ValueError(
+                "hyperparameter: got a list; training mode (is_tune=false) expects a dict of "
+                "fixed values, and a list of search-space entries goes in 'hyperparameters' "
+                "with is_tune=true"
+            )
+        if isinstance(space, dict):
+            raise ValueError(
+                "hyperparameters: got a dict; tuning mode (is_tune=true) expects a list of "
+                "search-space entries, and a dict of fixed values goes in 'hyperparameter'"
+            )
+        if not tune:
+            if single is None:
+                raise ValueError("hyperparameter is required when is_tune=False")
+            if space is not None:
+                raise ValueError(
+                    "hyperparameters: only used when is_tune=True; set is_tune=true or remove it"
+                )
+            if data.get("tune_config") is not None:
+                raise ValueError("tune_config: only used when is_tune=True")
+        else:
+            if space is None:
+                raise ValueError("hyperparameters is required when is_tune=True")
+            if data.get("tune_config") is None:
+                raise ValueError("tune_config is required when is_tune=True")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return check_job_name(value)
+
+    @field_validator("dataset")
+    @classmethod
+    def _valid_dataset(cls, value: int | str) -> int | str:
+        if isinstance(value, bool):
+            raise ValueError("must be a dataset ID, a catalog name or a URI")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"dataset ID must be >= 0, got {value}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be blank")
+        if isinstance(value, str):
+            text = value.strip()
+            return int(text) if text.isdigit() else text
+        return value
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _valid_checkpoint(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, bool):
+            raise ValueError("must be a model ID, 'latest', 'latest:<job name>' or null")
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError(f"model IDs start at 1, got {value}")
+            return value
+        if isinstance(value, str):
+            text = value.strip()
+            if text.isdigit():
+                return int(text)
+            if text == LATEST:
+                return text
+            if text.startswith(LATEST + ":"):
+                check_job_name(text[len(LATEST) + 1 :])
+                return text
+            raise ValueError(
+                f"must be a model ID, 'latest', 'latest:<job name>' or null, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _space_is_consistent(self) -> TrainParams:
+        if not self.is_tune or self.hyperparameters is None or self.tune_config is None:
+            return self
+        if not self.hyperparameters:
+            raise ValueError("hyperparameters: must list at least one search-space entry")
+        seen: set[str] = set()
+        for entry in self.hyperparameters:
+            if entry.name in seen:
+                raise ValueError(f"hyperparameters: duplicate name {entry.name!r}")
+            seen.add(entry.name)
+        fixed = set(self.hyperparameter or {}) & seen
+        if fixed:
+            raise ValueError(
+                f"hyperparameter: {sorted(fixed)} are also searched in 'hyperparameters'; "
+                "give each name in one place only"
+            )
+        grid = self.grid_size
+        samples = self.tune_config.num_samples
+        if grid > 1 and samples is not None and samples % grid:
+            raise ValueError(
+                f"tune_config.num_samples: the grid has {grid} points, so num_samples must be "
+                f"a multiple of {grid} (every point the same number of times), got {samples}"
+            )
+        points = self.tune_config.search_alg.points_to_evaluate or []
+        entries = {entry.name: entry for entry in self.hyperparameters}
+        for index, point in enumerate(points):
+            where = f"tune_config.search_alg.points_to_evaluate[{index}]"
+            unknown = sorted(set(point) - seen)
+            if unknown:
+                raise ValueError(
+                    f"{where}: {unknown} are not in the search space; known names: {sorted(seen)}"
+                )
+            for name, value in point.items():
+                problem = entries[name].rejects(value)
+                if problem:
+                    raise ValueError(f"{where}.{name}: {problem}")
+        return self
+
+    @property
+    def stored_name(self) -> str:
+        """The name as stored (``:`` and ``,`` percent-encoded)."""
+        return encode_job_name(self.name)
+
+    @property
+    def grid_size(self) -> int:
+        """Number of points of the grid (1 when the space has no ``grid_search``)."""
+        return math.prod(entry.grid_points for entry in self.hyperparameters or [])
+
+    @property
+    def total_trials(self) -> int:
+        """How many trials a tuning job runs: ``num_samples``, else the grid or 10."""
+        if not self.is_tune or self.tune_config is None:
+            return 1
+        if self.tune_config.num_samples is not None:
+            return self.tune_config.num_samples
+        return self.grid_size if self.grid_size > 1 else 10
+
+
+@dataclass(frozen=True)
+class Job:
+    """A parsed job: its parameters, the plugin to run, and notes for the user."""
+
+    params: TrainParams
+    plugin: str | None = None
+    notes: list[str] = field(default_factory=list)
+    #: the params object as given (after the deprecated envelope is rewritten)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _location(loc: tuple[Any, ...], data: Any) -> str:
+    """``('hyperparameters', 1, 'loguniform', 'base')`` -> ``hyperparameters[1] 'lr'.base``."""
+    parts: list[str] = []
+    node = data
+    for index, item in enumerate(loc):
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and "name" in node and loc[:1] == ("hyperparameters",):
+                parts[-1] += f" ({node['name']!r})"
+            continue
+        if index > 0 and loc[0] == "hyperparameters" and isinstance(loc[index - 1], int):
+            continue  # the union tag (the entry's type) adds nothing for the reader
+        parts.append(str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(p for p in parts if p)
+
+
+def _format(error: ValidationError, data: Any) -> list[str]:
+    lines = []
+    for problem in error.errors(include_url=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field (not one of the documented keys)"
+        where = _location(tuple(problem["loc"]), data)
+        lines.append(f"{where}: {message}" if where and not message.startswith(where) else message)
+    return lines
+
+
+def validate_params(params: dict[str, Any]) -> TrainParams:
+    """Validate a params object, raising :class:`JobValidationError` with readable lines."""
+    if not isinstance(params, dict):
+        raise JobValidationError(f"params: expected a JSON object, got {type(params).__name__}")
+    try:
+        return TrainParams.model_validate(params)
+    except ValidationError as error:
+        raise JobValidationError(_format(error, params)) from None
+
+
+def parse_job(document: Any) -> Job:
+    """Accept the job envelope (``train`` or the deprecated ``tune``) or bare params."""
+    if not isinstance(document, dict):
+        raise JobValidationError(f"job: expected a JSON object, got {type(document).__name__}")
+    notes: list[str] = []
+    if "action" in document or "params" in document:
+        unknown = sorted(set(document) - {"action", "params", "plugin"})
+        if unknown:
+            raise JobValidationError(f"job: unknown keys {unknown}; expected action, params")
+        action = document.get("action", "train")
+        params = document.get("params")
+        if not isinstance(params, dict):
+            raise JobValidationError("params: required, and must be a JSON object")
+        params = dict(params)
+        if action == "tune":
+            message = (
+                'action "tune" is deprecated: use {"action": "train", "params": '
+                '{..., "is_tune": true, "hyperparameters": [...]}}'
+            )
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            notes.append(message)
+            params = _from_tune_action(params)
+        elif action != "train":
+            raise JobValidationError(
+                f"action: must be 'train' (or the deprecated 'tune'), got {action!r}"
+            )
+        plugin = document.get("plugin", params.pop("plugin", None))
+    else:
+        params = dict(document)
+        plugin = params.pop("plugin", None)
+    if plugin is not None and not isinstance(plugin, str):
+        raise JobValidationError("plugin: must be the name of an installed plugin")
+    return Job(params=validate_params(params), plugin=plugin, notes=notes, raw=params)
+
+
+def _from_tune_action(params: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite old ``tune`` params: ``hyperparameter`` (a list) becomes ``hyperparameters``."""
+    params["is_tune"] = True
+    if isinstance(params.get("hyperparameter"), list) and "hyperparameters" not in params:
+        params["hyperparameters"] = params.pop("hyperparameter")
+    return params

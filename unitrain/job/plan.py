@@ -1,0 +1,201 @@
+"""Planning a job: everything checked before anything runs, once.
+
+:func:`plan_job` turns validated parameters into a :class:`JobPlan` (training)
+or a :class:`TuningPlan` (tuning), checked against the plugin, the dataset
+catalog and the model registry. ``unitrain run`` plans a job before it starts
+a server or a cluster (so a bad job starts nothing) and hands the plan to the
+flow, which then only repeats the checks that depend on the moment
+(:func:`check_name_free`: is a job of this name running now?). A deployment
+run hands the flow bare parameters, and the flow plans them itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from unitrain.errors import JobValidationError, NotFoundError
+from unitrain.job.names import encode_job_name
+from unitrain.job.params import LATEST, TrainParams, TuneConfig, validate_params
+from unitrain.job.search_space import Distribution
+
+if TYPE_CHECKING:
+    from unitrain.stores.catalog import CatalogEntry, DatasetCatalog
+    from unitrain.stores.registry import ModelRegistry
+
+__all__ = ["JobPlan", "TuningPlan", "check_name_free", "plan_job"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPlan:
+    """A validated job, ready to run. Picklable: it travels to Ray workers."""
+
+    params: TrainParams
+    plugin: str
+    dataset: CatalogEntry
+    checkpoint_id: int | None
+    #: fixed hyperparameters (training: with the plugin's defaults filled in)
+    hyperparameter: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def job(self) -> str:
+        """The stored job name."""
+        return self.params.stored_name
+
+    @property
+    def mode(self) -> str:
+        return "training"
+
+    @property
+    def num_cpus(self) -> float:
+        """CPUs of the training task, or of one trial."""
+        return self.params.num_cpus or 1.0
+
+    @property
+    def num_gpus(self) -> float:
+        return self.params.num_gpus or 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuningPlan(JobPlan):
+    """A validated tuning job: the search space and its configuration are never missing."""
+
+    space: tuple[Distribution, ...]
+    config: TuneConfig
+    total_trials: int
+    grid_size: int
+
+    @property
+    def mode(self) -> str:
+        return "tuning"
+
+    @property
+    def searched_names(self) -> list[str]:
+        return [entry.name for entry in self.space]
+
+
+def plan_job(
+    params: dict[str, Any] | TrainParams,
+    plugin: str | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    catalog: DatasetCatalog | None = None,
+) -> JobPlan:
+    """Validate ``params`` against the plugin, the catalog and the registry."""
+    from unitrain.plugin_loader import load_plugin
+
+    parsed = params if isinstance(params, TrainParams) else validate_params(params)
+    try:
+        loaded = load_plugin(plugin)
+    except NotFoundError as error:
+        raise JobValidationError(str(error)) from None
+
+    fixed = parsed.hyperparameter or {}
+    space: tuple[Distribution, ...] = ()
+    config = parsed.tune_config
+    if not parsed.is_tune:
+        hyperparameter = loaded.validate_hyperparameter(fixed)
+    elif parsed.hyperparameters is None or config is None:  # TrainParams forbids it
+        raise JobValidationError("hyperparameters and tune_config are required when is_tune=True")
+    else:
+        space = tuple(parsed.hyperparameters)
+        hyperparameter = loaded.validate_search(fixed, space)
+        _check_tuning(space, config)
+
+    if catalog is None:
+        from unitrain.stores.catalog import DatasetCatalog
+
+        catalog = DatasetCatalog()
+    try:
+        dataset = catalog.get(parsed.dataset)
+    except NotFoundError as error:
+        raise JobValidationError(f"dataset: {error}") from None
+
+    if registry is None:
+        from unitrain.stores.registry import ModelRegistry
+
+        registry = ModelRegistry()
+    notes: list[str] = []
+    checkpoint_id = _resolve_checkpoint(parsed, registry, notes)
+    _check_no_model_yet(parsed, registry)
+
+    common: dict[str, Any] = dict(
+        params=parsed,
+        plugin=loaded.name,
+        dataset=dataset,
+        checkpoint_id=checkpoint_id,
+        hyperparameter=hyperparameter,
+    )
+    if config is None:
+        return JobPlan(**common, notes=tuple(notes))
+    for entry in space:
+        if entry.q_defaulted:
+            notes.append(f"{entry.name}: no q given, using q={entry.describe()['q']}")
+    return TuningPlan(
+        **common,
+        notes=tuple(notes),
+        space=space,
+        config=config,
+        total_trials=parsed.total_trials,
+        grid_size=parsed.grid_size,
+    )
+
+
+def _check_tuning(space: tuple[Distribution, ...], config: TuneConfig) -> None:
+    """Build the searcher and scheduler once: what they cannot handle fails here."""
+    from unitrain.tune.schedulers import build_scheduler
+    from unitrain.tune.searchers import check_search_space
+
+    check_search_space(space, config)
+    build_scheduler(config)
+
+
+def _resolve_checkpoint(
+    params: TrainParams, registry: ModelRegistry, notes: list[str]
+) -> int | None:
+    value = params.checkpoint
+    if value is None:
+        return None
+    if isinstance(value, int):
+        try:
+            registry.get(value)
+        except NotFoundError as error:
+            raise JobValidationError(str(error)) from None
+        return value
+    source = params.stored_name if value == LATEST else encode_job_name(value[len(LATEST) + 1 :])
+    latest = registry.latest_of(source)
+    if latest is None:
+        if value == LATEST:
+            notes.append(
+                f"checkpoint 'latest': job {source!r} has no model yet; training from scratch"
+            )
+            return None
+        raise JobValidationError(
+            f"checkpoint: job {source!r} has no registered model to continue from"
+        )
+    notes.append(f"checkpoint {value!r} resolved to model {latest}")
+    return latest
+
+
+def _check_no_model_yet(params: TrainParams, registry: ModelRegistry) -> None:
+    name = params.stored_name
+    # Continuing a job under its own name ("checkpoint": "latest") is how
+    # scheduled retraining works, so an existing model of that name is expected.
+    continues_itself = params.checkpoint == LATEST
+    if not params.is_tune and not continues_itself and registry.job_exists(name):
+        raise JobValidationError(
+            f"name: a model of job {name!r} already exists; choose another name, or pass "
+            '"checkpoint": "latest" to continue that job'
+        )
+
+
+def check_name_free(plan: JobPlan, running_jobs: Callable[[str], list[str]]) -> None:
+    """Refuse a job while another job of the same name is running."""
+    running = running_jobs(plan.job)
+    if running:
+        raise JobValidationError(
+            f"name: job {plan.job!r} is already running (flow run {', '.join(running)}); "
+            "wait for it to finish or choose another name"
+        )

@@ -1,0 +1,537 @@
+"""The search space of a tuning job: one small class per distribution.
+
+Each distribution validates its own rule when it is built (every error names
+the offending key), and owns its behaviour: the range it samples from
+(:attr:`Distribution.bounds`), whether a value could be drawn from it
+(:meth:`Distribution.rejects`), its default ``q``, and its conversion into each
+backend: a Ray Tune domain (:meth:`Distribution.to_ray`, which Ray's HyperOpt
+and Optuna converters take from there) and a numeric box for model-based
+searchers (:meth:`Distribution.internal_bounds` and friends). Searchers ask
+the distribution; they do not switch on its type.
+
+Conventions users can rely on:
+
+- ``min``/``max`` and ``options`` (never ``lower``/``upper`` or ``values``).
+- Integer types (``randint``, ``qrandint``, ``lograndint``, ``qlograndint``)
+  include ``max``: ``{"type": "randint", "min": 5, "max": 15}`` can give 15.
+  (Ray's own integer domains exclude it; :meth:`to_ray` adds one.)
+- ``q`` is optional. Integers default to ``q = 1``; floats default to a power
+  of ten that gives at least 100 steps over the range (for ``qloguniform``
+  also no larger than ``min``; for ``qrandn``: ``sd / 100``, rounded down to a
+  power of ten). Quantised values are the multiples of ``q`` inside
+  ``[min, max]``.
+- ``base`` is required for the four log types and must be greater than 1. It
+  is not passed to Ray: a log-uniform distribution is the same in every base.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+__all__ = [
+    "Distribution",
+    "Uniform",
+    "QUniform",
+    "LogUniform",
+    "QLogUniform",
+    "RandN",
+    "QRandN",
+    "RandInt",
+    "QRandInt",
+    "LogRandInt",
+    "QLogRandInt",
+    "Choice",
+    "GridSearch",
+    "SearchSpaceEntry",
+    "DISTRIBUTION_TYPES",
+    "parse_entry",
+]
+
+# Beyond 2**53 a float no longer holds every integer: quantising there is meaningless.
+_MAX_STEPS = 2.0**53
+# Bounds beyond this overflow when a sampler computes ``max - min``.
+_MAX_MAGNITUDE = 1e300
+
+
+def _power_of_ten_at_most(value: float) -> float:
+    return 10.0 ** math.floor(math.log10(value))
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+class Distribution(BaseModel):
+    """What every search-space entry has: a ``name``, a ``type`` and the type's keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1, max_length=200)
+    #: what some searchers cannot express ("grid", "normal", "quantised_log")
+    TRAITS: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value
+
+    @property
+    def type_name(self) -> str:
+        return str(getattr(self, "type"))  # noqa: B009 (every subclass declares it)
+
+    @property
+    def traits(self) -> frozenset[str]:
+        return self.TRAITS
+
+    @property
+    def bounds(self) -> tuple[Any, Any] | None:
+        """The smallest and largest value a draw can give (``None``: unbounded or a list)."""
+        return None
+
+    @property
+    def grid_points(self) -> int:
+        """How many grid points this entry adds (1: it is sampled, not a grid)."""
+        return 1
+
+    @property
+    def q_defaulted(self) -> bool:
+        """True when the entry takes ``q`` and the user left it out."""
+        return "q" in type(self).model_fields and getattr(self, "q", None) is None
+
+    def rejects(self, value: Any) -> str:
+        """Why ``value`` could never be drawn from this entry ('' when it could)."""
+        return ""
+
+    def contains(self, value: Any) -> bool:
+        return not self.rejects(value)
+
+    def extremes(self) -> list[Any]:
+        """The values a plugin's schema is checked against: the range's ends, or the options."""
+        bounds = self.bounds
+        return list(bounds) if bounds is not None else []
+
+    def describe(self) -> dict[str, Any]:
+        """The entry as ``unitrain validate`` shows it, defaults resolved."""
+        shown = self.model_dump()
+        return shown
+
+    # -- backends -----------------------------------------------------------
+
+    def to_ray(self) -> Any:
+        """The entry as a Ray Tune domain (or a ``grid_search`` marker)."""
+        raise NotImplementedError(f"{self.type_name} has no Ray Tune domain")
+
+    def internal_bounds(self) -> tuple[Any, ...]:
+        """A box for model-based searchers: ``(low, high)`` or ``(low, high, int)``."""
+        raise NotImplementedError(f"{self.type_name} has no bounded numeric form")
+
+    def to_internal(self, value: Any) -> Any:
+        """A value of this entry as a point of :meth:`internal_bounds`."""
+        raise NotImplementedError(f"{self.type_name} has no bounded numeric form")
+
+    def from_internal(self, raw: Any) -> Any:
+        """A point of :meth:`internal_bounds` as a value of this entry (inside its range)."""
+        raise NotImplementedError(f"{self.type_name} has no bounded numeric form")
+
+
+# -- ranges -------------------------------------------------------------------
+
+
+class _Range(Distribution):
+    """A number between ``min`` and ``max``, possibly quantised, possibly on a log scale."""
+
+    INTEGER: ClassVar[bool] = False
+    LOG: ClassVar[bool] = False
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> _Range:
+        for key in ("min", "max"):
+            if abs(getattr(self, key)) > _MAX_MAGNITUDE:
+                raise ValueError(f"{key} must be within +-1e300, got {key}={getattr(self, key)}")
+        if self.INTEGER:
+            if not self.min <= self.max:
+                raise ValueError(f"min must be <= max, got min={self.min}, max={self.max}")
+        elif not self.min < self.max:
+            raise ValueError(f"min must be less than max, got min={self.min}, max={self.max}")
+        if self.LOG:
+            if self.min <= 0:
+                raise ValueError(f"min and max must be > 0 for a log scale, got min={self.min}")
+            base = getattr(self, "base")  # noqa: B009
+            if not base > 1:
+                raise ValueError(f"base must be greater than 1, got base={base}")
+        q = self.effective_q
+        if q is not None:
+            if max(abs(self.min), abs(self.max)) / q > _MAX_STEPS:
+                raise ValueError(
+                    f"q={q} is too small for [min, max] = [{self.min}, {self.max}]: more than "
+                    "2**53 multiples of q to tell apart"
+                )
+            low, high = self._snapped(q)
+            if low > high:
+                raise ValueError(
+                    f"no multiple of q={q} lies between min={self.min} and max={self.max}"
+                )
+        return self
+
+    @property
+    def effective_q(self) -> float | int | None:
+        """The ``q`` in force: the given one or the documented default (None: not quantised)."""
+        return None
+
+    def _snapped(self, q: float) -> tuple[float, float]:
+        """The first and last multiples of ``q`` inside ``[min, max]``."""
+        return math.ceil(self.min / q - 1e-9) * q, math.floor(self.max / q + 1e-9) * q
+
+    @property
+    def bounds(self) -> tuple[Any, Any]:
+        q = self.effective_q
+        if q is None:
+            low, high = self.min, self.max
+        else:
+            low, high = self._snapped(q)
+        if self.INTEGER:
+            return int(round(low)), int(round(high))
+        return low, high
+
+    @property
+    def traits(self) -> frozenset[str]:
+        q = self.effective_q
+        # An integer with q = 1 is not quantised, whatever its type says.
+        quantised = q is not None and not (self.INTEGER and q == 1)
+        return self.TRAITS | ({"quantised_log"} if self.LOG and quantised else set())
+
+    def rejects(self, value: Any) -> str:
+        if not _is_number(value):
+            return f"expected a number, got {value!r}"
+        if not math.isfinite(value) or not self.min <= value <= self.max:
+            return f"{value!r} is outside [min, max] = [{_shown(self.min)}, {_shown(self.max)}]"
+        if self.INTEGER and not float(value).is_integer():
+            return f"expected an integer, got {value!r}"
+        q = self.effective_q
+        if q is not None and q != 1:
+            steps = value / q
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+                return f"{value!r} is not a multiple of q={q}"
+        return ""
+
+    def describe(self) -> dict[str, Any]:
+        shown = self.model_dump()
+        if self.INTEGER:
+            shown["min"], shown["max"] = int(self.min), int(self.max)
+        q = self.effective_q
+        if "q" in type(self).model_fields:
+            shown["q"] = q
+            if self.q_defaulted:
+                shown["q_defaulted"] = True
+            shown["sampled_between"] = list(self.bounds)
+        return shown
+
+    # -- backends -----------------------------------------------------------
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        low, high = self.bounds
+        q = self.effective_q
+        if self.INTEGER:
+            # Ray's integer domains exclude the upper bound, except quantised ones
+            # with q > 1 (rounding to a multiple of q reaches it).
+            if q is None or q == 1:
+                return (tune.lograndint if self.LOG else tune.randint)(low, high + 1)
+            return (tune.qlograndint if self.LOG else tune.qrandint)(low, high, int(q))
+        if q is None:
+            return (tune.loguniform if self.LOG else tune.uniform)(low, high)
+        # The snapped bounds keep a rounded sample inside [min, max].
+        return (tune.qloguniform if self.LOG else tune.quniform)(low, high, q)
+
+    def internal_bounds(self) -> tuple[Any, ...]:
+        low, high = self.bounds
+        if self.LOG:
+            base = getattr(self, "base")  # noqa: B009
+            return (math.log(low, base), math.log(high, base))
+        if self.INTEGER:
+            return (int(low), int(high), int)
+        return (float(low), float(high))
+
+    def to_internal(self, value: Any) -> Any:
+        if self.LOG:
+            return math.log(value, getattr(self, "base"))  # noqa: B009
+        return value
+
+    def from_internal(self, raw: Any) -> Any:
+        value = getattr(self, "base") ** float(raw) if self.LOG else float(raw)  # noqa: B009
+        low, high = self.bounds
+        q = self.effective_q
+        if q is not None:
+            value = round(value / q) * q
+        value = min(max(value, low), high)
+        return int(round(value)) if self.INTEGER else float(value)
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else str(number)
+
+
+class Uniform(_Range):
+    """A float drawn uniformly from ``[min, max]``."""
+
+    type: Literal["uniform"] = "uniform"
+
+
+class QUniform(_Range):
+    """A uniform float rounded to a multiple of ``q``."""
+
+    type: Literal["quniform"] = "quniform"
+    q: float | None = Field(default=None, gt=0)
+
+    @property
+    def effective_q(self) -> float:
+        if self.q is not None:
+            return self.q
+        return _power_of_ten_at_most((self.max - self.min) / 100)
+
+
+class LogUniform(_Range):
+    """A float whose logarithm in ``base`` is uniform over ``[log min, log max]``."""
+
+    LOG = True
+    type: Literal["loguniform"] = "loguniform"
+    base: float
+
+
+class QLogUniform(_Range):
+    """A log-uniform float rounded to a multiple of ``q``."""
+
+    LOG = True
+    type: Literal["qloguniform"] = "qloguniform"
+    base: float
+    q: float | None = Field(default=None, gt=0)
+
+    @property
+    def effective_q(self) -> float:
+        if self.q is not None:
+            return self.q
+        return _power_of_ten_at_most(min(self.min, (self.max - self.min) / 100))
+
+
+class RandInt(_Range):
+    """An integer drawn uniformly from ``[min, max]``, both included."""
+
+    INTEGER = True
+    type: Literal["randint"] = "randint"
+    min: int
+    max: int
+
+
+class QRandInt(_Range):
+    """An integer from ``[min, max]`` (both included) that is a multiple of ``q``."""
+
+    INTEGER = True
+    type: Literal["qrandint"] = "qrandint"
+    min: int
+    max: int
+    q: int | None = Field(default=None, ge=1)
+
+    @property
+    def effective_q(self) -> int:
+        return self.q if self.q is not None else 1
+
+
+class LogRandInt(_Range):
+    """An integer from ``[min, max]`` (both included), drawn on a log scale."""
+
+    INTEGER = True
+    LOG = True
+    type: Literal["lograndint"] = "lograndint"
+    min: int
+    max: int
+    base: float
+
+
+class QLogRandInt(_Range):
+    """A log-scaled integer from ``[min, max]`` that is a multiple of ``q``."""
+
+    INTEGER = True
+    LOG = True
+    type: Literal["qlograndint"] = "qlograndint"
+    min: int
+    max: int
+    base: float
+    q: int | None = Field(default=None, ge=1)
+
+    @property
+    def effective_q(self) -> int:
+        return self.q if self.q is not None else 1
+
+
+# -- normals ------------------------------------------------------------------
+
+
+class RandN(Distribution):
+    """A float drawn from a normal distribution (unbounded)."""
+
+    TRAITS = frozenset({"normal"})
+    type: Literal["randn"] = "randn"
+    mean: float = Field(default=0.0, ge=-_MAX_MAGNITUDE, le=_MAX_MAGNITUDE)
+    sd: float = Field(default=1.0, le=_MAX_MAGNITUDE)
+
+    @field_validator("sd")
+    @classmethod
+    def _positive_sd(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"sd must be > 0, got sd={value}")
+        return value
+
+    @property
+    def effective_q(self) -> float | None:
+        return None
+
+    def rejects(self, value: Any) -> str:
+        if not _is_number(value) or not math.isfinite(value):
+            return f"expected a finite number, got {value!r}"
+        q = self.effective_q
+        if q is not None:
+            steps = value / q
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+                return f"{value!r} is not a multiple of q={q}"
+        return ""
+
+    def extremes(self) -> list[Any]:
+        return [self.mean]
+
+    def describe(self) -> dict[str, Any]:
+        shown = self.model_dump()
+        if "q" in type(self).model_fields:
+            shown["q"] = self.effective_q
+            if self.q_defaulted:
+                shown["q_defaulted"] = True
+        return shown
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        return tune.randn(self.mean, self.sd)
+
+
+class QRandN(RandN):
+    """A normal float rounded to a multiple of ``q``."""
+
+    type: Literal["qrandn"] = "qrandn"  # type: ignore[assignment]
+    q: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _q_fits(self) -> QRandN:
+        if (abs(self.mean) + 10 * self.sd) / self.effective_q > _MAX_STEPS:
+            raise ValueError(
+                f"q={self.effective_q} is too small for mean={self.mean}, sd={self.sd}"
+            )
+        return self
+
+    @property
+    def effective_q(self) -> float:
+        return self.q if self.q is not None else _power_of_ten_at_most(self.sd / 100)
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        return tune.qrandn(self.mean, self.sd, self.effective_q)
+
+
+# -- lists --------------------------------------------------------------------
+
+
+class _Options(Distribution):
+    options: list[Any] = Field(min_length=1)
+
+    def rejects(self, value: Any) -> str:
+        return (
+            "" if value in self.options else f"{value!r} is not one of the options {self.options}"
+        )
+
+    def extremes(self) -> list[Any]:
+        return list(self.options)
+
+
+class Choice(_Options):
+    """One of ``options``, each equally likely."""
+
+    type: Literal["choice"] = "choice"
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        return tune.choice(self.options)
+
+    # options may be any JSON value: model-based searchers see an index
+    def internal_bounds(self) -> tuple[Any, ...]:
+        return (0, len(self.options) - 1, int)
+
+    def to_internal(self, value: Any) -> Any:
+        return self.options.index(value)
+
+    def from_internal(self, raw: Any) -> Any:
+        return self.options[min(max(int(round(float(raw))), 0), len(self.options) - 1)]
+
+
+class GridSearch(_Options):
+    """Every one of ``options``, each in its own trial."""
+
+    TRAITS = frozenset({"grid"})
+    type: Literal["grid_search"] = "grid_search"
+
+    @property
+    def grid_points(self) -> int:
+        return len(self.options)
+
+    def to_ray(self) -> Any:
+        from ray import tune
+
+        return tune.grid_search(self.options)
+
+
+SearchSpaceEntry = Annotated[
+    Uniform
+    | QUniform
+    | LogUniform
+    | QLogUniform
+    | RandN
+    | QRandN
+    | RandInt
+    | QRandInt
+    | LogRandInt
+    | QLogRandInt
+    | Choice
+    | GridSearch,
+    Field(discriminator="type"),
+]
+
+DISTRIBUTION_TYPES: tuple[type[Distribution], ...] = (
+    Uniform,
+    QUniform,
+    LogUniform,
+    QLogUniform,
+    RandN,
+    QRandN,
+    RandInt,
+    QRandInt,
+    LogRandInt,
+    QLogRandInt,
+    Choice,
+    GridSearch,
+)
+
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(SearchSpaceEntry)
+
+
+def parse_entry(data: dict[str, Any]) -> Distribution:
+    """Build one entry from its JSON form (raises ``pydantic.ValidationError``)."""
+    entry: Distribution = _ADAPTER.validate_python(data)
+    return entry

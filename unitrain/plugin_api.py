@@ -1,0 +1,287 @@
+"""What plugin code sees: the run object, the checkpoint and the dataset it receives.
+
+A plugin's ``train(run, dataset, hyperparameter, checkpoint)`` (and optional
+``tune(hyperparameter, run, dataset, checkpoint)``) gets a :class:`TrainRun`,
+the one way plugin code reports what it does: metrics become MLflow metrics
+(``<category>/<key>``, with ``epoch`` as the step), intermediate results given
+to :meth:`TrainRun.report` also reach Ray Tune's schedulers in tuning mode,
+visualizations become image artifacts, messages go to the Prefect run log, and
+progress moves the job's bar. In tuning mode every record carries the trial's ID.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unitrain.metrics import finite_metrics
+from unitrain.stores.catalog import Dataset
+
+if TYPE_CHECKING:
+    from unitrain.stores.registry import ModelRecord
+    from unitrain.ui.progress import StepProgress
+
+__all__ = ["Checkpoint", "Dataset", "Reporter", "TrainRun", "run_logger"]
+
+#: where intermediate results go besides MLflow (in tuning mode: Ray Tune's report)
+Reporter = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A resolved ``checkpoint``, as handed to a plugin: a local folder plus metadata."""
+
+    model_id: int
+    path: str
+    record: ModelRecord
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return asdict(self.record)
+
+
+# Metrics are sent in batches: one database write per batch instead of one per
+# value (a plugin logging four metrics a epoch for 100 epochs would otherwise
+# spend seconds waiting on the store).
+_FLUSH_EVERY = 200
+_FLUSH_INTERVAL_S = 2.0
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run's logger inside a flow or task, else a plain logger."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a Prefect run
+        return logging.getLogger("unitrain.run")
+
+
+class TrainRun:
+    """What a plugin's ``train()`` and ``tune()`` receive as ``run``.
+
+    Args:
+        run_id: the MLflow run this run writes to (``None``: keep records only).
+        tracking_uri: the MLflow tracking URI.
+        progress: the step whose bar ``set_progress`` moves, if any.
+        trial_id: the Ray Tune trial ID in tuning mode.
+        checkpoint_output: the folder where the plugin should save its model.
+        trials_sink: callable receiving ``log_trials`` tables (tuning).
+        reporter: where :meth:`report` sends intermediate results besides MLflow
+            (a Ray Tune trial passes Ray's ``tune.report``).
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
+        progress: StepProgress | None = None,
+        trial_id: str | None = None,
+        checkpoint_output: str | None = None,
+        trials_sink: Any = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.trial_id = trial_id
+        self.checkpoint_output = checkpoint_output
+        self.records: list[dict[str, Any]] = []
+        self.messages: list[str] = []
+        self.last_metrics: dict[str, float] = {}
+        self._progress = progress
+        self._trials_sink = trials_sink
+        self._reporter = reporter
+        self.reports = 0
+        self._step: dict[str, int] = {}
+        self._reported: dict[str, float] = {}  # last value report() sent, per key
+        self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
+        self._client = None
+        self._run_id = run_id or ""
+        if run_id is not None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    @property
+    def is_tune(self) -> bool:
+        return self.trial_id is not None
+
+    def _with_trial(self, record: dict[str, Any]) -> dict[str, Any]:
+        if self.trial_id is not None:
+            record["trial_id"] = self.trial_id
+        return record
+
+    def log_metric(self, category: str, key: str, value: float, **metrics: Any) -> None:
+        """Record one value, e.g. ``run.log_metric('training', 'loss', 0.5, epoch=10)``."""
+        value = float(value)
+        record = self._with_trial(
+            {"category": category, "key": key, "value": value, "metrics": dict(metrics)}
+        )
+        self.records.append(record)
+        self.last_metrics[key] = value
+        name = f"{category}/{key}"
+        step = metrics.get("epoch", metrics.get("step"))
+        if step is None:
+            step = self._step.get(name, -1) + 1
+        self._step[name] = int(step)
+        if self._client is not None and math.isfinite(value):
+            from mlflow.entities import Metric
+
+            self._pending.append(Metric(name, value, int(time.time() * 1000), int(step)))
+            if (
+                len(self._pending) >= _FLUSH_EVERY
+                or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
+            ):
+                self.flush()
+
+    def report(self, metrics: dict[str, Any], **step: Any) -> None:
+        """An intermediate result, e.g. ``run.report({"accuracy": 0.9}, epoch=3)``.
+
+        Its numbers are recorded as metrics (MLflow, step = ``epoch`` or
+        ``step``, else the number of reports so far) and become the run's latest
+        values; in tuning mode the result also goes to Ray Tune, whose
+        schedulers may stop the trial here. A plugin may call
+        ``ray.tune.report`` itself instead: Ray then sees the result, and
+        unitrain picks its values up from Ray when the trial ends.
+        """
+        values = finite_metrics(metrics)
+        index = int(step.get("epoch", step.get("step", self.reports)))
+        self.reports += 1
+        self.last_metrics.update(values)
+        self.records.append(self._with_trial({"report": dict(values), "metrics": dict(step)}))
+        if self._client is not None and values:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            for key, value in values.items():
+                self._pending.append(Metric(key, value, now, index))
+                self._step[key] = index
+                self._reported[key] = value
+            if (
+                len(self._pending) >= _FLUSH_EVERY
+                or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
+            ):
+                self.flush()
+        if self._reporter is not None:
+            self._reporter({**metrics, **step})
+
+    def flush(self) -> None:
+        """Send buffered metrics to MLflow."""
+        if self._client is not None and self._pending:
+            self._client.log_batch(self._run_id, metrics=self._pending)
+        self._pending = []
+        self._last_flush = time.monotonic()
+
+    def log_visualization(
+        self, category: str, group: str, index: int, image: Any, **meta: Any
+    ) -> None:
+        """Save an image (array, PIL image, matplotlib figure, PNG bytes or a path)."""
+        path = f"visualizations/{category}/{group}/{int(index):05d}.png"
+        self.records.append(
+            self._with_trial(
+                {
+                    "category": category,
+                    "group": group,
+                    "index": index,
+                    "artifact": path,
+                    "meta": dict(meta),
+                }
+            )
+        )
+        if self._client is None:
+            return
+        png = _to_png(image)
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / Path(path).name
+            target.write_bytes(png)
+            self._client.log_artifact(self._run_id, str(target), str(Path(path).parent))
+
+    def log_message(self, text: str) -> None:
+        """A line for the job's log (the Prefect run log)."""
+        line = f"[trial {self.trial_id}] {text}" if self.trial_id else str(text)
+        self.messages.append(line)
+        run_logger().info(line)
+
+    def set_progress(self, current: float, total: float, category: str = "train") -> None:
+        """Report how far training is; in tuning mode a trial does not move the job's bar."""
+        if self._progress is not None and not self.is_tune and category == "train":
+            self._progress.update(current, total)
+
+    def log_trials(
+        self,
+        data: dict[str, Any] | None = None,
+        *,
+        trials: dict[str, dict[str, Any]] | None = None,
+        base: list[str] | None = None,
+        hyperparameters: list[str] | None = None,
+        metrics: list[str] | None = None,
+        best_trial: str = "",
+    ) -> dict[str, Any]:
+        """Publish a trial table; returns the payload that was logged."""
+        from unitrain.ui.trial_table import TrialTable
+
+        table = (
+            TrialTable.from_payload(data)
+            if data is not None
+            else TrialTable(
+                trials=trials or {},
+                base=base or ["status"],
+                hyperparameters=hyperparameters or [],
+                metrics=metrics or [],
+                best_trial=best_trial,
+            )
+        )
+        payload = table.payload()
+        if self._trials_sink is not None:
+            self._trials_sink(table)
+        if self._client is not None:
+            self._client.log_dict(self._run_id, payload, "trials.json")
+        return payload
+
+    def close(self, final_metrics: dict[str, float] | None = None) -> None:
+        """Send what is buffered (with the run's final metrics), and write the messages."""
+        if self._client is not None and final_metrics:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            # A final value already reported at the last step is not sent twice.
+            self._pending.extend(
+                Metric(key, float(value), now, self._step.get(key, 0))
+                for key, value in final_metrics.items()
+                if self._reported.get(key) != value
+            )
+        self.flush()
+        if self._client is not None and self.messages:
+            self._client.log_text(self._run_id, "\n".join(self.messages) + "\n", "messages.log")
+
+
+def _to_png(image: Any) -> bytes:
+    if isinstance(image, bytes | bytearray):
+        return bytes(image)
+    if isinstance(image, str | Path):
+        return Path(image).read_bytes()
+    if hasattr(image, "savefig"):  # a matplotlib figure
+        buffer = io.BytesIO()
+        image.savefig(buffer, format="png")
+        return buffer.getvalue()
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        import numpy as np
+
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            scale = 255.0 if array.size and float(np.nanmax(array)) <= 1.0 else 1.0
+            array = np.clip(array * scale, 0, 255).astype(np.uint8)
+        image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

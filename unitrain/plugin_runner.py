@@ -1,0 +1,147 @@
+"""Running a plugin under an MLflow run: one path for a training job and for every trial.
+
+:func:`run_plugin` resolves the checkpoint, calls the plugin's ``train()`` (or,
+for a trial, its ``tune()`` when it has one), turns what it returned into
+metrics the same way in both modes (a dict is kept, a number ``x`` becomes
+``{metric: x}``), sends the final metrics with the run's last batch, and ends
+the MLflow run as FINISHED, FAILED (the plugin raised) or KILLED (interrupted,
+or stopped early by a scheduler). A plugin's own exception may not unpickle in
+another process, so it comes back as a :class:`PluginError` carrying its text.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unitrain.errors import UnitrainError
+from unitrain.job.plan import JobPlan
+from unitrain.metrics import as_metric, finite_metrics
+from unitrain.plugin_api import Dataset, Reporter, TrainRun, run_logger
+from unitrain.plugin_loader import load_plugin
+from unitrain.stores.registry import ModelRegistry
+from unitrain.ui.progress import StepProgress
+
+__all__ = ["PluginCall", "PluginError", "PluginResult", "normalise_result", "run_plugin"]
+
+#: the metric a number returned by a training job is recorded as
+TRAINING_OBJECTIVE = "objective"
+
+
+class PluginError(UnitrainError):
+    """The plugin raised, or returned something unitrain cannot read."""
+
+
+@dataclass(frozen=True)
+class PluginCall:
+    """One call of a plugin: for a training job, or for one trial of a search."""
+
+    plan: JobPlan
+    dataset: Dataset
+    #: the hyperparameters handed to the plugin (validated, defaults filled in)
+    hyperparameter: dict[str, Any]
+    #: the MLflow run the call logs into (created by the caller, ended here)
+    run_id: str
+    #: the folder ``run.checkpoint_output`` starts as
+    output: Path
+    #: the name a returned number is recorded as
+    metric: str = TRAINING_OBJECTIVE
+    #: which metric must be present and finite at the end ('' = none required)
+    required_metric: str = ""
+    trial_id: str | None = None
+    progress: StepProgress | None = None
+    reporter: Reporter | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class PluginResult:
+    """What a finished call produced."""
+
+    run_id: str
+    #: the folder holding the saved model ('' when the plugin saved nothing)
+    model_dir: str
+    metrics: dict[str, float]
+    hyperparameters: dict[str, Any]
+
+
+def normalise_result(returned: Any, metric: str) -> dict[str, Any]:
+    """``{"accuracy": 0.9}`` stays; ``0.9`` becomes ``{metric: 0.9}``; ``None`` is ``{}``."""
+    if returned is None:
+        return {}
+    if isinstance(returned, dict):
+        return {str(k): v for k, v in returned.items()}
+    if isinstance(returned, bool):
+        raise TypeError(f"the plugin returned {returned!r}; return a number or a dict of metrics")
+    if isinstance(returned, int | float) or hasattr(returned, "item"):  # numpy / torch scalars
+        number = as_metric(returned)
+        return {metric: number if number is not None else float("nan")}
+    raise TypeError(
+        f"the plugin returned a {type(returned).__name__}; return a number or a dict of metrics"
+    )
+
+
+def run_plugin(call: PluginCall, registry: ModelRegistry) -> PluginResult:
+    """Run the plugin once under ``call.run_id``; the run ends with the call."""
+    plan = call.plan
+    run = TrainRun(
+        run_id=call.run_id,
+        tracking_uri=registry.tracking_uri,
+        progress=call.progress,
+        trial_id=call.trial_id,
+        checkpoint_output=str(call.output),
+        reporter=call.reporter,
+    )
+    status = "FAILED"
+    try:
+        registry.log_params(call.run_id, call.hyperparameter)
+        plugin = load_plugin(plan.plugin)
+        with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
+            checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, download)
+            if checkpoint is not None:
+                run.log_message(f"resuming from model {checkpoint.model_id}")
+            hyperparameter = dict(call.hyperparameter)
+            if call.trial_id is not None and plugin.tune is not None:
+                returned = plugin.tune(hyperparameter, run, call.dataset, checkpoint)
+            else:
+                returned = plugin.train(run, call.dataset, hyperparameter, checkpoint)
+        final = {**run.last_metrics, **normalise_result(returned, call.metric)}
+        metrics = finite_metrics(final)
+        wanted = call.required_metric
+        if wanted and wanted in final and wanted not in metrics:
+            raise PluginError(f"{wanted!r} is {final[wanted]!r}, not a finite number")
+        run.close(final_metrics=metrics)
+        status = "FINISHED"
+    except BaseException as error:
+        # A scheduler stops a trial by raising SystemExit inside Ray's report;
+        # Ctrl-C arrives as KeyboardInterrupt. Neither is the plugin's failure.
+        if isinstance(error, SystemExit | KeyboardInterrupt):
+            status = "KILLED"
+        _close_quietly(run)
+        if isinstance(error, Exception) and not isinstance(error, PluginError):
+            if call.trial_id is None:  # a failed trial is summed up by the driver instead
+                run_logger().error("plugin %r failed:\n%s", plan.plugin, traceback.format_exc())
+            raise PluginError(
+                f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}"
+            ) from None
+        raise
+    finally:
+        registry.end_run(call.run_id, status)
+    location = Path(run.checkpoint_output or call.output)  # the plugin may have chosen another
+    saved = location.is_dir() and any(location.iterdir())
+    return PluginResult(
+        run_id=call.run_id,
+        model_dir=str(location) if saved else "",
+        metrics=metrics,
+        hyperparameters=dict(call.hyperparameter),
+    )
+
+
+def _close_quietly(run: TrainRun) -> None:
+    """Send what the run buffered; an error here must not hide the plugin's own."""
+    try:
+        run.close()
+    except Exception:  # noqa: BLE001 (the store may be the reason the plugin failed)
+        pass

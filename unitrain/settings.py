@@ -1,0 +1,209 @@
+"""Configuration: every ``UNITRAIN_*`` variable, read in one place, when asked.
+
+:func:`settings` reads the environment each time it is called (it is cheap),
+so nothing is frozen at import time and a test or a caller can change a
+variable before the next call. :data:`VARIABLES` documents each variable; the
+README's table is checked against it.
+
+Everything unitrain writes locally lives under one folder, ``UNITRAIN_HOME``
+(default ``~/.unitrain``): the MLflow SQLite store and artifacts, the Prefect
+database, the dataset catalog and cache, and the trial folders. Pointing
+``MLFLOW_TRACKING_URI``, ``RAY_ADDRESS`` or ``PREFECT_API_URL`` at real servers
+replaces the matching embedded default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "VARIABLES",
+    "Settings",
+    "Variable",
+    "configure_environment",
+    "settings",
+    "worker_environment",
+]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable unitrain reads."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("UNITRAIN_HOME", "~/.unitrain", "where every local store lives"),
+    Variable(
+        "UNITRAIN_STORAGE",
+        "$UNITRAIN_HOME/runs",
+        "job and trial model folders; shared storage when Ray has several nodes",
+    ),
+    Variable(
+        "UNITRAIN_REGISTERED_MODEL",
+        "unitrain",
+        "the MLflow registered model whose versions are the model IDs",
+    ),
+    Variable(
+        "UNITRAIN_ARTIFACT_ROOT",
+        "$UNITRAIN_HOME/mlflow/artifacts",
+        "artifact location of the embedded MLflow store (a tracking server picks its own)",
+    ),
+    Variable(
+        "UNITRAIN_MLFLOW_UI_URL",
+        "http://127.0.0.1:5000",
+        "the MLflow UI that links in Prefect summaries point at",
+    ),
+    Variable(
+        "UNITRAIN_UPLOAD_PARALLELISM",
+        "2",
+        "model upload batches that run side by side",
+    ),
+    Variable("UNITRAIN_RAY_NUM_CPUS", "all cores", "CPUs of the local Ray a job starts"),
+    Variable("UNITRAIN_RAY_DASHBOARD", "0", "1 starts the local Ray's dashboard"),
+)
+
+_KNOWN = {v.name for v in VARIABLES}
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name}: must be at least 1, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """unitrain's configuration as read from one environment."""
+
+    home: Path
+    storage: Path
+    registered_model: str
+    artifact_root: Path
+    mlflow_ui_url: str
+    upload_parallelism: int
+    ray_num_cpus: int | None
+    ray_dashboard: bool
+    #: the real servers, when configured (else the embedded defaults are used)
+    mlflow_tracking_uri_configured: str | None
+    ray_address: str | None
+    prefect_api_url: str | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        home = Path(environ.get("UNITRAIN_HOME") or Path.home() / ".unitrain").expanduser()
+        home = home.resolve()
+        storage = environ.get("UNITRAIN_STORAGE")
+        artifacts = environ.get("UNITRAIN_ARTIFACT_ROOT")
+        cpus = environ.get("UNITRAIN_RAY_NUM_CPUS", "").strip()
+        return cls(
+            home=home,
+            storage=Path(storage).expanduser().resolve() if storage else home / "runs",
+            registered_model=environ.get("UNITRAIN_REGISTERED_MODEL") or "unitrain",
+            artifact_root=(
+                Path(artifacts).expanduser().resolve()
+                if artifacts
+                else home / "mlflow" / "artifacts"
+            ),
+            mlflow_ui_url=(environ.get("UNITRAIN_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip(
+                "/"
+            ),
+            upload_parallelism=_positive_int(environ, "UNITRAIN_UPLOAD_PARALLELISM", 2),
+            ray_num_cpus=_positive_int(environ, "UNITRAIN_RAY_NUM_CPUS", 1) if cpus else None,
+            ray_dashboard=environ.get("UNITRAIN_RAY_DASHBOARD", "").strip() == "1",
+            mlflow_tracking_uri_configured=environ.get("MLFLOW_TRACKING_URI") or None,
+            ray_address=environ.get("RAY_ADDRESS") or None,
+            prefect_api_url=environ.get("PREFECT_API_URL") or None,
+        )
+
+    # -- folders (created on first use) -------------------------------------
+
+    def home_dir(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """The catalog and its cache (created on first write, not on read)."""
+        return self.home / "datasets"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def storage_dir(self) -> Path:
+        """Job and trial outputs, created on first use."""
+        self.storage.mkdir(parents=True, exist_ok=True)
+        return self.storage
+
+    def mlflow_tracking_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` if set, else SQLite inside the home folder."""
+        if self.mlflow_tracking_uri_configured:
+            return self.mlflow_tracking_uri_configured
+        folder = self.home_dir() / "mlflow"
+        folder.mkdir(exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    def mlflow_artifact_root(self) -> str:
+        """Where the embedded MLflow store keeps artifacts (a tracking server picks its own)."""
+        self.artifact_root.mkdir(parents=True, exist_ok=True)
+        return self.artifact_root.as_uri()
+
+    def local_cpus(self) -> int:
+        """The CPUs a local Ray started by a job gets."""
+        return self.ray_num_cpus or os.cpu_count() or 1
+
+
+def settings() -> Settings:
+    """The configuration of this process, read from its environment now."""
+    return Settings.from_environ(os.environ)
+
+
+def configure_environment() -> None:
+    """Fill in the embedded defaults before Prefect, MLflow or Ray are imported.
+
+    Prefect reads its settings when it is imported, so this must run first.
+    Values the user already set are left alone.
+    """
+    current = settings()
+    os.environ.setdefault("UNITRAIN_HOME", str(current.home_dir()))
+    os.environ.setdefault("MLFLOW_TRACKING_URI", current.mlflow_tracking_uri())
+    if not current.prefect_api_url:
+        os.environ.setdefault("PREFECT_HOME", str(current.prefect_home))
+    # No internet here, and nobody asked to be measured.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+# Variables a Ray worker on another machine needs to reach the same stores as
+# the driver (tracking URI and credentials, Prefect API and auth, unitrain's own).
+_FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_")
+
+
+def worker_environment() -> dict[str, str]:
+    """The variables to hand to Ray workers on a remote cluster."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(_FORWARDED_PREFIXES) and value and name != "PREFECT_HOME"
+    }

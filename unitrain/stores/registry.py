@@ -1,0 +1,313 @@
+"""The model registry: every trained model is a version of one MLflow registered model.
+
+A model's ID is its version number in the registered model ``unitrain``
+(``UNITRAIN_REGISTERED_MODEL`` renames it), so IDs are integers, unique across
+plugins and jobs, and any of them can be the ``checkpoint`` of a later job.
+Each version is tagged with the job name, plugin, dataset, trial ID,
+hyperparameters and final metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from unitrain.errors import NotFoundError
+from unitrain.settings import settings
+
+if TYPE_CHECKING:
+    from unitrain.plugin_api import Checkpoint
+
+__all__ = ["ModelRecord", "ModelRegistry", "EXPERIMENT_NAME", "TAG", "best_alias"]
+
+EXPERIMENT_NAME = "unitrain"
+_WAL_CHECKED: set[str] = set()
+_REGISTERED: set[tuple[str, str]] = set()  # (store, registered model) known to exist
+# tracking URI -> experiment ID; a trial worker looks it up once, not once per trial.
+_EXPERIMENT_IDS: dict[str, str] = {}
+BEST_ALIAS_PREFIX = "best-"
+
+
+class TAG:
+    """Tag keys on runs and model versions."""
+
+    JOB = "unitrain.job"
+    PLUGIN = "unitrain.plugin"
+    DATASET = "unitrain.dataset"
+    TRIAL = "unitrain.trial_id"
+    HYPERPARAMETERS = "unitrain.hyperparameters"
+    METRICS = "unitrain.metrics"
+    CHECKPOINT = "unitrain.checkpoint"
+    BEST = "unitrain.best"
+    FLOW_RUN = "unitrain.prefect_flow_run"
+    NODE = "unitrain.ray_node"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model version as users see it."""
+
+    model_id: int
+    job: str
+    plugin: str
+    dataset: str
+    trial_id: str
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, float]
+    run_id: str
+    source: str
+    best: bool
+    created: int
+
+
+class ModelRegistry:
+    """Registers, finds and downloads models in MLflow."""
+
+    def __init__(self, tracking_uri: str | None = None, name: str | None = None) -> None:
+        from mlflow import MlflowClient
+
+        config = settings()
+        self.tracking_uri = tracking_uri or config.mlflow_tracking_uri()
+        self.name = name or config.registered_model
+        _use_write_ahead_log(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    # -- experiments and runs ----------------------------------------------
+
+    def experiment_id(self) -> str:
+        cached = _EXPERIMENT_IDS.get(self.tracking_uri)
+        if cached is not None:
+            return cached
+        experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            _EXPERIMENT_IDS[self.tracking_uri] = str(experiment.experiment_id)
+            return str(experiment.experiment_id)
+        # A tracking server picks its own artifact store; a database store we
+        # point at the home folder (or UNITRAIN_ARTIFACT_ROOT) instead of the cwd.
+        served = self.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks")
+        location = None if served else settings().mlflow_artifact_root()
+        try:
+            return str(self.client.create_experiment(EXPERIMENT_NAME, artifact_location=location))
+        except Exception:  # created meanwhile by a concurrent job
+            experiment = self.client.get_experiment_by_name(EXPERIMENT_NAME)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    def start_run(
+        self,
+        plan: Any,
+        *,
+        run_name: str,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Create a run of ``plan``'s job, tagged as every unitrain run is; return its ID."""
+        all_tags = {
+            TAG.JOB: plan.job,
+            TAG.PLUGIN: plan.plugin,
+            TAG.DATASET: str(plan.dataset.id),
+            TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
+            **(tags or {}),
+        }
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(), run_name=run_name, tags=all_tags)
+        return str(run.info.run_id)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """End a run as ``FINISHED``, ``FAILED`` or ``KILLED``."""
+        self.client.set_terminated(run_id, status)
+
+    def resolve_checkpoint(
+        self, model_id: int | None, destination: str | Path
+    ) -> Checkpoint | None:
+        """Download a job's ``checkpoint`` model, as the plugin receives it."""
+        from unitrain.plugin_api import Checkpoint
+
+        if model_id is None:
+            return None
+        path = self.download(model_id, destination)
+        return Checkpoint(model_id, str(path), self.get(model_id))
+
+    def log_params(self, run_id: str, values: dict[str, Any]) -> None:
+        """Hyperparameters as run parameters, in one write."""
+        from mlflow.entities import Param
+
+        params = [
+            Param(key, value if isinstance(value, str) else json.dumps(value, default=str))
+            for key, value in values.items()
+        ]
+        if params:
+            self.client.log_batch(run_id, params=params)
+
+    # -- registering -------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        run_id: str,
+        model_dir: str | Path,
+        job: str,
+        plugin: str,
+        dataset: int | str,
+        hyperparameters: dict[str, Any],
+        metrics: dict[str, float],
+        trial_id: str = "",
+        artifact_path: str = "model",
+    ) -> int:
+        """Upload ``model_dir`` into ``run_id``'s artifacts and register it; return the model ID."""
+        self.client.log_artifacts(run_id, str(model_dir), artifact_path=artifact_path)
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+        if (self.tracking_uri, self.name) not in _REGISTERED:
+            self._ensure_registered_model()
+            _REGISTERED.add((self.tracking_uri, self.name))
+        description = f"job {job}" + (f", trial {trial_id}" if trial_id else "")
+        version = self.client.create_model_version(
+            self.name,
+            source=source,
+            run_id=run_id,
+            description=description,
+            tags={
+                TAG.JOB: job,
+                TAG.PLUGIN: plugin,
+                TAG.DATASET: str(dataset),
+                TAG.TRIAL: trial_id,
+                TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
+                TAG.METRICS: json.dumps(metrics, sort_keys=True),
+            },
+        )
+        return int(version.version)
+
+    def mark_best(self, model_id: int, job: str) -> None:
+        """Tag a version as its job's best, and point the alias ``best-<job>`` at it."""
+        self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
+        self.client.set_registered_model_alias(self.name, best_alias(job), str(model_id))
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="Models trained by unitrain; version = model ID."
+                )
+            except MlflowException:
+                pass  # created meanwhile by a concurrent job
+
+    # -- finding -----------------------------------------------------------
+
+    def get(self, model_id: int) -> ModelRecord:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_model_version(self.name, str(model_id))
+        except MlflowException:
+            raise NotFoundError(
+                f"checkpoint: model {model_id} does not exist in the registry "
+                f"({self.name!r} at {self.tracking_uri}); see 'unitrain models list'"
+            ) from None
+        return _record(version)
+
+    def models(self, job: str | None = None) -> list[ModelRecord]:
+        """Every model (of one job), oldest first."""
+        records = [_record(v) for v in self._search(job)]
+        return sorted(records, key=lambda r: r.model_id)
+
+    def job_exists(self, job: str) -> bool:
+        return self.latest_of(job) is not None
+
+    def latest_of(self, job: str) -> int | None:
+        newest = self._search(job, max_results=1)
+        return int(newest[0].version) if newest else None
+
+    def _search(self, job: str | None, max_results: int | None = None) -> list[Any]:
+        """Model versions, newest first, all pages (or the first ``max_results``)."""
+        query = f"name = '{self.name}'"
+        filter_here = False
+        if job is not None:
+            # MLflow's filter language has no escapes: quote with the quote the name lacks.
+            quote = "'" if "'" not in job else '"'
+            if quote in job:
+                filter_here, max_results = True, None
+            else:
+                query += f" and tags.`{TAG.JOB}` = {quote}{job}{quote}"
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_model_versions(
+                query,
+                max_results=max_results or 1000,
+                order_by=["version_number DESC"],
+                page_token=token,
+            )
+            found.extend(v for v in page if not filter_here or v.tags.get(TAG.JOB) == job)
+            token = page.token
+            if not token or (max_results and len(found) >= max_results):
+                return found[:max_results] if max_results else found
+
+    def download(self, model_id: int, destination: str | Path) -> Path:
+        """Download a model's files; return the local folder."""
+        import mlflow
+
+        record = self.get(model_id)
+        Path(destination).mkdir(parents=True, exist_ok=True)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=record.source, dst_path=str(destination), tracking_uri=self.tracking_uri
+        )
+        return Path(local)
+
+
+def _use_write_ahead_log(tracking_uri: str) -> None:
+    """Put an SQLite store in WAL mode (once; the mode is kept in the file).
+
+    Trials write to the store from several processes at once: with a
+    write-ahead log readers never wait for writers and a commit costs one sync
+    instead of several, which is most of the time a short trial spends on MLflow.
+    """
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri in _WAL_CHECKED:
+        return
+    _WAL_CHECKED.add(tracking_uri)
+    import sqlite3
+
+    path = tracking_uri.removeprefix("sqlite:///")
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error:
+        pass  # busy right now: another process will have set it, or the next one will
+
+
+def best_alias(job: str) -> str:
+    """``best-<job>``; MLflow aliases allow letters, digits, ``-`` and ``_`` only.
+
+    A name with other characters gets a short digest, so two jobs never share an alias.
+    """
+    import hashlib
+
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in job)
+    if safe != job:
+        safe = f"{safe[:200]}-{hashlib.sha256(job.encode()).hexdigest()[:8]}"
+    return BEST_ALIAS_PREFIX + safe
+
+
+def _record(version: Any) -> ModelRecord:
+    tags = version.tags or {}
+    return ModelRecord(
+        model_id=int(version.version),
+        job=tags.get(TAG.JOB, ""),
+        plugin=tags.get(TAG.PLUGIN, ""),
+        dataset=tags.get(TAG.DATASET, ""),
+        trial_id=tags.get(TAG.TRIAL, ""),
+        hyperparameters=json.loads(tags.get(TAG.HYPERPARAMETERS, "{}")),
+        metrics=json.loads(tags.get(TAG.METRICS, "{}")),
+        run_id=version.run_id or "",
+        source=version.source,
+        best=tags.get(TAG.BEST) == "true",
+        created=int(version.creation_timestamp or 0),
+    )

@@ -1,0 +1,77 @@
+"""Gaussian-process Bayesian optimisation as a Ray Tune searcher, on bayesian-optimization 3.x.
+
+Ray's own ``BayesOptSearch`` targets the 1.x API (``UtilityFunction``) and
+fails to build on 3.x; this searcher uses 3.x's ``suggest()``/``register()``,
+which also take integer and categorical parameters. Log-scaled entries are
+searched on the log of their value, so the GP sees the scale the user chose.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from unitrain.job.search_space import Distribution
+
+__all__ = ["BayesOptSearcher"]
+
+
+class BayesOptSearcher(Searcher):
+    """Suggests configurations from a GP fitted to completed trials."""
+
+    def __init__(
+        self,
+        entries: Sequence[Distribution],
+        *,
+        metric: str,
+        mode: str,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        seed: int | None = None,
+        **options: Any,
+    ) -> None:
+        from bayes_opt import BayesianOptimization
+
+        super().__init__(metric=metric, mode=mode)
+        self._entries = {e.name: e for e in entries}
+        with warnings.catch_warnings():
+            # Integer and categorical bounds are flagged experimental in 3.x; they are
+            # what this searcher is for, and its tests cover them.
+            warnings.filterwarnings("ignore", message="Non-float parameters are experimental")
+            self._optimizer = BayesianOptimization(
+                f=None,
+                pbounds={name: e.internal_bounds() for name, e in self._entries.items()},
+                random_state=seed,
+                verbose=0,
+                allow_duplicate_points=True,
+                **options,
+            )
+        self._pending_points = list(points_to_evaluate or [])
+        self._live: dict[str, dict[str, Any]] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._pending_points:
+            config = dict(self._pending_points.pop(0))
+            raw = {n: e.to_internal(config[n]) for n, e in self._entries.items() if n in config}
+            if len(raw) < len(self._entries):  # fill the rest from the optimiser
+                raw = {**self._optimizer.suggest(), **raw}
+                config = {n: e.from_internal(raw[n]) for n, e in self._entries.items()} | config
+        else:
+            raw = self._optimizer.suggest()
+            config = {n: e.from_internal(raw[n]) for n, e in self._entries.items()}
+        self._live[trial_id] = raw
+        return config
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        raw = self._live.pop(trial_id, None)
+        if raw is None or error or not result or self.metric not in result:
+            return
+        value = float(result[self.metric])
+        if math.isfinite(value):
+            target = value if self.mode == "max" else -value
+            self._optimizer.register(params=raw, target=target)

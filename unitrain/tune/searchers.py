@@ -1,0 +1,217 @@
+"""Search algorithms: one table, one row per algorithm, each imported only when a job uses it.
+
+A row says how to build the algorithm from the generic search space, where
+its options go (so a wrong option lists the right ones), and what it cannot
+express: each distribution names its traits (``grid``, ``normal``,
+``quantised_log``) and a row refuses the traits it cannot handle, naming the
+entries, before any trial runs. Adding an algorithm is adding a row; job
+validation takes its list of names from :data:`SEARCH_ALGORITHMS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from unitrain.errors import JobValidationError
+from unitrain.job.search_space import Distribution
+
+if TYPE_CHECKING:
+    from unitrain.job.params import TuneConfig
+
+__all__ = [
+    "SEARCH_ALGORITHMS",
+    "SearchAlgorithm",
+    "accepted_options",
+    "build_search_alg",
+    "check_search_space",
+    "to_param_space",
+]
+
+Builder = Callable[
+    [Sequence[Distribution], dict[str, Any], "TuneConfig"], tuple[Any, dict[str, Any]]
+]
+
+
+@dataclass(frozen=True)
+class SearchAlgorithm:
+    """One row of the table."""
+
+    name: str
+    build: Builder
+    #: the class whose keyword arguments are the algorithm's ``options``
+    options_of: tuple[str, str]
+    #: trait -> what the algorithm cannot do with an entry that has it
+    cannot: Mapping[str, str] = field(default_factory=dict)
+    #: whether it limits concurrent trials itself (else a ConcurrencyLimiter wraps it)
+    limits_concurrency: bool = False
+
+
+def to_param_space(
+    entries: Sequence[Distribution], fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``param_space`` of a Tuner: searched entries as Ray domains, plus fixed values."""
+    space: dict[str, Any] = dict(fixed or {})
+    for entry in entries:
+        space[entry.name] = entry.to_ray()
+    return space
+
+
+def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    searcher = BasicVariantGenerator(
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        random_state=config.seed,
+        # Ray ignores TuneConfig.max_concurrent_trials for a generator passed
+        # in explicitly; the generator takes the limit itself.
+        max_concurrent=config.max_concurrent_trials or 0,
+        **config.search_alg.options,
+    )
+    return searcher, to_param_space(entries, fixed)
+
+
+def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    searcher = HyperOptSearch(
+        space=HyperOptSearch.convert_search_space(to_param_space(entries)),
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        random_state_seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+def _optuna(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(
+        space=OptunaSearch.convert_search_space(to_param_space(entries)),
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+def _bayesopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from unitrain.tune.bayesopt import BayesOptSearcher
+
+    searcher = BayesOptSearcher(
+        entries,
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
+_NO_GRID = {"grid": "cannot run a grid"}
+
+SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
+    row.name: row
+    for row in (
+        SearchAlgorithm(
+            "basicvariantgenerator",
+            _basic,
+            ("ray.tune.search.basic_variant", "BasicVariantGenerator"),
+            limits_concurrency=True,
+        ),
+        SearchAlgorithm(
+            "hyperoptsearch", _hyperopt, ("ray.tune.search.hyperopt", "HyperOptSearch"), _NO_GRID
+        ),
+        SearchAlgorithm(
+            "bayesoptsearch",
+            _bayesopt,
+            ("bayes_opt", "BayesianOptimization"),
+            {**_NO_GRID, "normal": "needs bounded ranges, not a normal distribution"},
+        ),
+        SearchAlgorithm(
+            "optunasearch",
+            _optuna,
+            ("ray.tune.search.optuna", "OptunaSearch"),
+            {
+                **_NO_GRID,
+                "normal": "cannot sample a normal distribution",
+                "quantised_log": "cannot quantise a log scale",
+            },
+        ),
+    )
+}
+
+# Set by unitrain itself, so never one of a user's options.
+_TAKEN = frozenset(
+    {
+        "self",
+        "space",
+        "metric",
+        "mode",
+        "points_to_evaluate",
+        "seed",
+        "random_state",
+        "random_state_seed",
+        "f",
+        "pbounds",
+        "verbose",
+        "max_concurrent",
+    }
+)
+
+
+def accepted_options(module: str, attribute: str) -> list[str]:
+    """The keyword arguments a class takes, minus those unitrain sets itself."""
+    parameters = inspect.signature(getattr(importlib.import_module(module), attribute)).parameters
+    return sorted(
+        name
+        for name, p in parameters.items()
+        if name not in _TAKEN and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def _refuse_what_it_cannot_express(row: SearchAlgorithm, entries: Sequence[Distribution]) -> None:
+    for trait, why in row.cannot.items():
+        bad = [f"{e.name!r} ({e.type_name})" for e in entries if trait in e.traits]
+        if bad:
+            raise JobValidationError(
+                f"hyperparameters: {row.name} {why}: {', '.join(bad)}; "
+                "use basicvariantgenerator, or change the entries' types"
+            )
+
+
+def build_search_alg(
+    entries: Sequence[Distribution],
+    fixed: dict[str, Any],
+    config: TuneConfig,
+    *,
+    limit_concurrency: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """The searcher and the Tuner's ``param_space`` for this job."""
+    row = SEARCH_ALGORITHMS[config.search_alg.name]
+    _refuse_what_it_cannot_express(row, entries)
+    try:
+        searcher, space = row.build(entries, fixed, config)
+    except (TypeError, ValueError, AssertionError) as error:
+        raise JobValidationError(
+            f"tune_config.search_alg: {row.name} rejected the job: {error}; "
+            f"its options are {accepted_options(*row.options_of)}"
+        ) from None
+    if limit_concurrency and config.max_concurrent_trials and not row.limits_concurrency:
+        from ray.tune.search import ConcurrencyLimiter
+
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent_trials)
+    return searcher, space
+
+
+def check_search_space(entries: Sequence[Distribution], config: TuneConfig) -> None:
+    """Build the searcher once, only to surface what it cannot handle."""
+    build_search_alg(entries, {}, config, limit_concurrency=False)

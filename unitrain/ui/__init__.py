@@ -1,0 +1,1 @@
+"""What users look at in the Prefect UI: the progress bar, the trial table, the summary."""

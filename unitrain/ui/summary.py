@@ -1,0 +1,175 @@
+"""The markdown summary a finished job leaves in the Prefect UI.
+
+It says what came out (the model ID and its metrics), links to the MLflow runs
+and model versions, and for a tuning job shows the best trial and a chart of
+the objective per trial in the order trials finished, with the best so far,
+which reads faster than the trial table. ``UNITRAIN_MLFLOW_UI_URL`` sets the
+MLflow UI the links point at (default ``http://127.0.0.1:5000``, where
+``unitrain serve`` and ``unitrain ui mlflow`` put it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.settings import settings
+from unitrain.ui.trial_table import artifact_key
+
+__all__ = ["TrialPoint", "objective_chart", "objective_figure", "publish_summary", "render_summary"]
+
+log = logging.getLogger(__name__)
+BAR_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One trial as the chart sees it."""
+
+    trial_id: str
+    finished_at: float
+    objective: float | None
+    model_id: int | None = None
+    run_id: str = ""
+
+
+def _mlflow_ui() -> str:
+    return settings().mlflow_ui_url
+
+
+def _run_link(experiment_id: str, run_id: str, text: str) -> str:
+    return f"[{text}]({_mlflow_ui()}/#/experiments/{experiment_id}/runs/{run_id})"
+
+
+def _model_link(registered_model: str, model_id: Any) -> str:
+    return f"[model {model_id}]({_mlflow_ui()}/#/models/{registered_model}/versions/{model_id})"
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def objective_chart(points: Sequence[TrialPoint], metric: str, mode: str) -> list[str]:
+    """A markdown table drawn as a bar chart: objective per trial, best so far."""
+    finished = sorted(
+        ((p, p.objective) for p in points if p.objective is not None),
+        key=lambda pair: pair[0].finished_at,
+    )
+    if not finished:
+        return ["_No trial reported the objective._"]
+    values = [value for _, value in finished]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    lines = [f"| # | trial | {metric} | | best so far |", "|---:|---|---:|---|---:|"]
+    best: float | None = None
+    for index, (point, value) in enumerate(finished, start=1):
+        improved = best is None or (value > best if mode == "max" else value < best)
+        best = value if improved else best
+        length = 1 + round((value - low) / span * (BAR_WIDTH - 1))
+        bar = "█" * length
+        mark = " ◀ new best" if improved else ""
+        lines.append(f"| {index} | `{point.trial_id}` | {value:.4g} | `{bar}`{mark} | {best:.4g} |")
+    return lines
+
+
+def objective_figure(points: Sequence[TrialPoint], metric: str, mode: str) -> Any:
+    """The same chart as a matplotlib figure (kept with the job's MLflow run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    finished = sorted((p for p in points if p.objective is not None), key=lambda p: p.finished_at)
+    values = [float(p.objective) for p in finished if p.objective is not None]
+    pick = max if mode == "max" else min
+    best_so_far = [pick(values[: i + 1]) for i in range(len(values))]
+    figure, axes = plt.subplots(figsize=(7, 3.5), dpi=100)
+    axes.scatter(range(1, len(values) + 1), values, s=14, label=f"{metric} of the trial")
+    axes.step(range(1, len(values) + 1), best_so_far, where="post", color="C3", label="best so far")
+    axes.set_xlabel("trials, in the order they finished")
+    axes.set_ylabel(metric)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def render_summary(
+    plan: JobPlan,
+    result: dict[str, Any],
+    *,
+    metrics: dict[str, float],
+    experiment_id: str = "",
+    run_id: str = "",
+    registered_model: str = "unitrain",
+    trials: Sequence[TrialPoint] = (),
+) -> str:
+    model_id = result.get("model_id")
+    lines = [
+        f"# Job `{plan.job}`: model {model_id}",
+        "",
+        f"- mode: **{plan.mode}**, plugin `{plan.plugin}`, "
+        f"dataset {plan.dataset.id} ({plan.dataset.name})",
+        f"- started from: {f'model {plan.checkpoint_id}' if plan.checkpoint_id else 'scratch'}",
+        f"- result: {_model_link(registered_model, model_id)}"
+        + (f", {_run_link(experiment_id, run_id, 'MLflow run')}" if run_id else ""),
+        "",
+    ]
+    if isinstance(plan, TuningPlan):
+        config = plan.config
+        best = result["best_trial"]
+        lines += [
+            f"## Best trial `{best.get('trial_id', '')}` ({config.mode} {config.metric})",
+            "",
+            "| hyperparameter | value |",
+            "|---|---|",
+            *(f"| {k} | {_format(v)} |" for k, v in sorted(best["config"].items())),
+            "",
+        ]
+    lines += [
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {k} | {_format(v)} |" for k, v in sorted(metrics.items()) if math.isfinite(v)),
+        "",
+    ]
+    if isinstance(plan, TuningPlan):
+        config = plan.config
+        lines += [
+            f"## {config.metric} per trial, in the order trials finished",
+            "",
+            *objective_chart(trials, config.metric, config.mode),
+            "",
+            "## Trial models",
+            "",
+            "| trial | model | MLflow run |",
+            "|---|---|---|",
+            *(
+                f"| `{p.trial_id}` | {_model_link(registered_model, p.model_id)} | "
+                f"{_run_link(experiment_id, p.run_id, p.run_id[:8]) if p.run_id else ''} |"
+                for p in trials
+                if p.model_id is not None
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def publish_summary(plan: JobPlan, result: dict[str, Any], **details: Any) -> None:
+    """Create the job's summary artifact; a failure here never fails the job."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from unitrain.stores.registry import ModelRegistry
+
+    try:
+        registry = ModelRegistry()
+        details.setdefault("experiment_id", registry.experiment_id())
+        details.setdefault("registered_model", registry.name)
+        create_markdown_artifact(
+            render_summary(plan, result, **details),
+            key=artifact_key("summary", plan.job),
+            description=f"Result of job {plan.job}",
+        )
+    except Exception as error:
+        log.warning("could not publish the summary: %s", error)
