@@ -27,9 +27,17 @@ def config(algorithm: str = "basicvariantgenerator", **extra) -> TuneConfig:
 
 
 @pytest.mark.parametrize("algorithm", list(SEARCH_ALGORITHMS))
-def test_every_algorithm_builds_on_a_mixed_space(algorithm):
-    searcher, _ = build_search_alg(SPACE, {"epochs": 2}, config(algorithm))
-    assert searcher is not None
+def test_every_algorithm_builds_on_a_mixed_space_and_proposes_members(algorithm):
+    searcher, space = build_search_alg(SPACE, {"epochs": 2}, config(algorithm))
+    if algorithm == "basicvariantgenerator":
+        assert space["epochs"] == 2  # fixed values travel in the generator's param space
+        suggestions = [{e.name: space[e.name].sample() for e in SPACE} for _ in range(20)]
+    else:
+        searcher.set_search_properties("accuracy", "max", space)
+        suggestions = [searcher.suggest(f"t{i}") for i in range(20)]
+    for suggestion in suggestions:
+        for entry in SPACE:
+            assert entry.contains(suggestion[entry.name]), (entry.name, suggestion)
 
 
 @pytest.mark.parametrize("algorithm", ["hyperoptsearch", "bayesoptsearch", "optunasearch"])
