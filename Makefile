@@ -31,7 +31,7 @@ lint: setup
 # mypy reads the package as it installs (flows/, tasks/ and plugins/ inside
 # unitrain/): an editable install maps them with an import hook mypy cannot see.
 typecheck: setup
-	rm -rf build/typecheck
+	rm -rf build
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --target build/typecheck .
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml
 

@@ -18,7 +18,8 @@ from prefect_ray.context import remote_options
 from unitrain.flows.tune import run_tuning
 from unitrain.job.names import encode_job_name
 from unitrain.job.plan import JobPlan, TuningPlan
-from unitrain.runtime.ray_cluster import UnitrainTaskRunner
+from unitrain.runtime.job_run import JobRun, job_run
+from unitrain.runtime.ray_cluster import UnitrainTaskRunner, result_of
 from unitrain.tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import publish_summary
@@ -72,23 +73,36 @@ def train(
         ).items()
         if value is not None
     }
-    plan = validate_job.submit(params, plugin, plan).result()
-    progress = JobProgress(
-        mode=plan.mode,
-        artifact_id=str(create_progress_artifact(0.0, description=f"Progress of job {plan.job}")),
-    )
-    prepared = prepare_dataset.submit(plan.dataset, progress).result()
-    if isinstance(plan, TuningPlan):
-        result = run_tuning(plan, prepared, progress)
-    else:
-        with remote_options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus):
-            outcome = train_model.submit(plan, prepared, progress).result()
-        upload = ModelUpload(
-            outcome.run_id, outcome.model_dir, outcome.metrics, outcome.hyperparameters
+    plan = result_of(validate_job.submit(params, plugin, plan))
+    with job_run(plan, flow_run.get_id() or "local") as run:
+        progress = JobProgress(
+            mode=plan.mode,
+            artifact_id=str(
+                create_progress_artifact(0.0, description=f"Progress of job {plan.job}")
+            ),
         )
-        [model_id] = upload_models.submit(plan, [upload]).result()
-        progress.step("model_upload").complete()
-        result = {"model_id": model_id}
-        publish_summary(plan, result, metrics=outcome.metrics, run_id=outcome.run_id)
-    progress.finish()
+        prepared = result_of(prepare_dataset.submit(plan.dataset, progress))
+        if isinstance(plan, TuningPlan):
+            result = run_tuning(run, plan, prepared, progress)
+        else:
+            result = _run_training(run, plan, prepared, progress)
+        progress.finish()
+    return result
+
+
+def _run_training(run: JobRun, plan: JobPlan, dataset: Any, progress: JobProgress) -> dict:
+    # Training has side effects: Ray must not run it again on its own.
+    with remote_options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_retries=0):
+        outcome = result_of(train_model.submit(plan, dataset, progress))
+    upload = ModelUpload(
+        outcome.run_id,
+        outcome.model_dir,
+        outcome.metrics,
+        outcome.hyperparameters,
+        job_run=outcome.run_id,
+    )
+    [model_id] = result_of(upload_models.submit(plan, [upload]))
+    progress.step("model_upload").complete()
+    result = {"model_id": model_id}
+    publish_summary(plan, result, metrics=outcome.metrics, run_id=outcome.run_id)
     return result

@@ -8,6 +8,8 @@ from prefect_ray.context import remote_options
 
 from unitrain.job.plan import TuningPlan
 from unitrain.plugin_api import Dataset
+from unitrain.runtime.job_run import JobRun
+from unitrain.runtime.ray_cluster import result_of
 from unitrain.settings import settings
 from unitrain.tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
 from unitrain.tasks.upload_models import batches
@@ -15,13 +17,17 @@ from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import TrialPoint, publish_summary
 
 
-def run_tuning(plan: TuningPlan, dataset: Dataset, progress: JobProgress) -> dict[str, Any]:
+def run_tuning(
+    run: JobRun, plan: TuningPlan, dataset: Dataset, progress: JobProgress
+) -> dict[str, Any]:
     """Run the search, mark the best trial, register every trial's model; return the result."""
     # The task that drives Ray Tune reserves no CPU: the cores belong to the trials.
+    # Ray must not start a search again on its own: it resumes when the job runs again.
+    with remote_options(num_cpus=0, max_retries=0):
+        outcome = result_of(tune_trials.submit(plan, dataset, progress, run.run_id, run.resumed))
     with remote_options(num_cpus=0):
-        outcome = tune_trials.submit(plan, dataset, progress).result()
-        log_trials.submit(plan, outcome).result()
-        best_id = register_best_trial.submit(plan, outcome).result()
+        result_of(log_trials.submit(plan, outcome))
+        best_id = result_of(register_best_trial.submit(plan, outcome))
 
     uploadable = [trial for trial in outcome.trials if trial.has_model]
     uploads = [
@@ -34,6 +40,7 @@ def run_tuning(plan: TuningPlan, dataset: Dataset, progress: JobProgress) -> dic
             hyperparameter=t.hyperparameters,
             trial_id=t.trial_id,
             best=t.trial_id == best_id,
+            job_run=run.run_id,
         )
         for t in uploadable
     ]
@@ -44,7 +51,7 @@ def run_tuning(plan: TuningPlan, dataset: Dataset, progress: JobProgress) -> dic
     futures = upload_models.map(plan=plan, uploads=batches(uploads, parallelism))
     model_ids: list[int] = []
     for future in futures:
-        model_ids.extend(future.result())
+        model_ids.extend(result_of(future))
         step.update(len(model_ids), len(uploads))
 
     trial_models = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from prefect import get_run_logger, task
 
 from unitrain.errors import UnitrainError
@@ -17,10 +19,24 @@ def best_trial(trials: list[TrialOutcome], metric: str, mode: str) -> TrialOutco
     scored = [t for t in trials if t.has_model and t.objective(metric) is not None]
     if not scored:
         raise UnitrainError(
-            f"no trial finished with a model and a value for {metric!r}; see the trial table"
+            f"no trial finished with a model and a value for {metric!r}; "
+            f"of {len(trials)} trial(s): {failure_summary(trials, metric)}"
         )
     sign = 1 if mode == "max" else -1
     return max(scored, key=lambda t: sign * t.metrics[metric])
+
+
+def failure_summary(trials: list[TrialOutcome], metric: str, shown: int = 5) -> str:
+    """Why trials gave no model, grouped: ``"3 x plugin 'p' failed: ...; 1 x ..."``."""
+    reasons = Counter(
+        (t.why_no_model or f"it reported no finite {metric!r}").splitlines()[0][:300]
+        for t in trials
+        if not t.has_model or t.objective(metric) is None
+    )
+    parts = [f"{count} x {reason}" for reason, count in reasons.most_common(shown)]
+    if len(reasons) > shown:
+        parts.append(f"and {len(reasons) - shown} other reason(s); see the trial table")
+    return "; ".join(parts) or "no trial ran"
 
 
 @task(name="register_best_trial")

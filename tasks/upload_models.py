@@ -1,4 +1,9 @@
-"""Last step: register trained models in MLflow; each gets an integer model ID."""
+"""Last step: register trained models in MLflow; each gets an integer model ID.
+
+Registering is idempotent: a model already registered for the same job run and
+trial is found and returned, so a retried upload (or a resumed job) never adds
+a second version of a model.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ class ModelUpload:
     trial_id: str = ""
     best: bool = False
     artifact_path: str = "model"
+    #: the job's own run (training run, or tuning parent run): part of the idempotency key
+    job_run: str = ""
 
 
-@task(name="upload_models")
+@task(name="upload_models", retries=2, retry_delay_seconds=5)
 def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
     """Upload each model folder into its MLflow run and register it; return the model IDs.
 
@@ -34,7 +41,10 @@ def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
     registry = ModelRegistry()
     logger = get_run_logger()
     model_ids = []
+    known: dict[str, dict[str, int]] = {}  # job run -> trial -> model ID, read once
     for upload in uploads:
+        if upload.job_run and upload.job_run not in known:
+            known[upload.job_run] = registry.registered_trials(plan.job, upload.job_run)
         model_id = registry.register(
             run_id=upload.run_id,
             model_dir=upload.model_dir,
@@ -45,6 +55,8 @@ def upload_models(plan: JobPlan, uploads: list[ModelUpload]) -> list[int]:
             metrics=upload.metrics,
             trial_id=upload.trial_id,
             artifact_path=upload.artifact_path,
+            job_run=upload.job_run,
+            existing=known.get(upload.job_run),
         )
         if upload.best:
             registry.mark_best(model_id, plan.job)

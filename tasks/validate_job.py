@@ -1,15 +1,13 @@
-"""Step 1: validate the job against the plugin, catalog, registry and running jobs."""
+"""Step 1: validate the job against the plugin, the catalog, the registry and the cluster."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
 from unitrain.errors import JobValidationError
-from unitrain.job.plan import JobPlan, check_name_free, plan_job
-from unitrain.runtime.prefect_server import running_job_runs
+from unitrain.job.plan import JobPlan, plan_job
 from unitrain.runtime.resources import check_trial_resources
 
 
@@ -18,14 +16,14 @@ def validate_job(params: dict[str, Any], plugin: str | None, planned: Any = None
     """Check every rule before anything runs; the plan says what will run.
 
     ``planned`` is the plan ``unitrain run`` already made in this process; only
-    the checks that depend on the moment are repeated for it. Anything else
+    the check against the cluster is repeated for it. Anything else
     (parameters from a deployment or the API) is planned here from scratch.
+    Whether a job of the same name is running is the flow's to check: it holds
+    the job's name while it runs.
     """
     if planned is not None and not isinstance(planned, JobPlan):
         raise JobValidationError("plan: set only by unitrain's own callers; leave it out")
     plan = planned or plan_job(params, plugin)
-    current = flow_run.get_id()
-    check_name_free(plan, lambda job: running_job_runs(job, exclude=current))
     # This task runs on the flow's Ray cluster: a request it can never satisfy
     # fails here, instead of leaving trials PENDING forever.
     check_trial_resources(plan.num_cpus, plan.num_gpus)

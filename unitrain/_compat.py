@@ -16,7 +16,7 @@ __all__ = [
     "ray_preset_variants",
     "ray_seeded_rng",
     "ray_variants",
-    "subprocess_prefect_server",
+    "set_tuner_callbacks",
 ]
 
 
@@ -51,13 +51,6 @@ def local_gpu_count() -> int:
     return int(manager.get_current_node_num_accelerators())
 
 
-def subprocess_prefect_server() -> Any:
-    """Prefect's own temporary API server, run in a subprocess (not started yet)."""
-    from prefect.server.api.server import SubprocessASGIServer
-
-    return SubprocessASGIServer()
-
-
 def drain_prefect_workers(timeout_s: float) -> None:
     """Send buffered Prefect logs and events, and stop their background workers."""
     from prefect.events.worker import EventsWorker
@@ -65,3 +58,13 @@ def drain_prefect_workers(timeout_s: float) -> None:
 
     APILogWorker.drain_all(timeout=timeout_s)
     EventsWorker.drain_all(timeout=timeout_s)
+
+
+def set_tuner_callbacks(tuner: Any, callbacks: list[Any]) -> None:
+    """Give a restored Tuner this run's callbacks.
+
+    ``Tuner.restore`` brings back the run config pickled by the first run,
+    callbacks included; those hold the first run's progress artifact and no
+    live thread. Ray offers no public way to replace them.
+    """
+    tuner._local_tuner.get_run_config().callbacks = callbacks

@@ -2,7 +2,8 @@
 
 ``unitrain run JOB.json`` prints the result JSON on stdout (logs go to stderr)
 and exits 0; a job that fails validation exits 2 with one message per problem
-and starts nothing; a job that fails while running exits 1.
+and starts nothing; a job that fails while running exits 1; a job interrupted
+by Ctrl-C exits 130, by SIGTERM 143, each saying how to resume it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,6 +29,25 @@ __all__ = ["main"]
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside a flow run (inside one, Prefect raises its own TerminationSignal)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _interruption(error: BaseException) -> int:
+    """The exit code for an interrupt (0 when ``error`` is not one)."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, _Terminated) or type(error).__name__ == "TerminationSignal":
+        return EXIT_TERMINATED
+    return 0
 
 
 def _read_job(path: str) -> Any:
@@ -83,16 +104,46 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], JobPlan]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     params, plan = _prepare(args)
-    from unitrain.runtime.prefect_server import prefect_api
+    from unitrain.stores.job_state import JobFolder
 
-    with _stdout_for_result() as out:
-        with prefect_api():
-            from unitrain.flows.train import train
+    # Held from here to exit: a second run of this job is refused at once.
+    with JobFolder(plan.job).locked():
+        try:
+            with _stdout_for_result() as out:
+                from unitrain.runtime.prefect_server import prefect_api
 
-            result = train(**params, plugin=plan.plugin, plan=plan)
-        json.dump(result, out, indent=2, default=str)
-        out.write("\n")
+                with prefect_api():
+                    from unitrain.flows.train import train
+
+                    result = train(**params, plugin=plan.plugin, plan=plan)
+                json.dump(result, out, indent=2, default=str)
+                out.write("\n")
+        except BaseException as error:
+            code = _interruption(error)
+            if not code:
+                raise
+            _after_interrupt(plan, args.job, code)
+            return code
     return 0
+
+
+def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
+    """End what the interrupted job left running, and say how to go on."""
+    from unitrain.runtime.job_run import end_leftovers
+
+    with contextlib.suppress(Exception):  # best effort: the next run ends them too
+        end_leftovers(plan.job, flow_run_id=None)
+    how = (
+        "finished trials are kept and the others run again"
+        if plan.mode == "tuning"
+        else "training starts over"
+    )
+    signal_name = "Ctrl-C" if code == EXIT_INTERRUPTED else "SIGTERM"
+    print(
+        f"interrupted ({signal_name}): job {plan.job!r} stopped. Run "
+        f"'unitrain run {job_file}' again to resume it ({how}).",
+        file=sys.stderr,
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -204,6 +255,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from unitrain.runtime import local_api
+
+    stopped = local_api.stop()
+    print("stopped the local Prefect API" if stopped else "the local Prefect API was not running")
+    return 0
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from unitrain.runtime.prefect_server import served_api_url
     from unitrain.runtime.serve import PROJECT_DIR
@@ -278,6 +337,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_cmd_serve)
 
+    stop = commands.add_parser(
+        "stop", help="stop the local Prefect API that jobs share (it also stops when idle)"
+    )
+    stop.set_defaults(handler=_cmd_stop)
+
     deploy = commands.add_parser("deploy", help="register prefect.yaml's deployments")
     deploy.set_defaults(handler=_cmd_deploy)
 
@@ -291,6 +355,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.handler(args))
     except JobValidationError as error:
@@ -299,9 +364,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnitrainError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except BaseException as error:
+        code = _interruption(error)
+        if not code:
+            raise
         print("interrupted", file=sys.stderr)
-        return 130
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Ray worker or a Prefect task must arrive intact in the driver.
 
 from __future__ import annotations
 
-__all__ = ["UnitrainError", "JobValidationError", "NotFoundError"]
+__all__ = ["UnitrainError", "JobValidationError", "NotFoundError", "StoreUnavailableError"]
 
 
 class UnitrainError(Exception):
@@ -38,3 +38,10 @@ class JobValidationError(UnitrainError):
 
 class NotFoundError(UnitrainError):
     """A dataset, model or plugin named by a job does not exist."""
+
+
+class StoreUnavailableError(UnitrainError):
+    """A store (MLflow, the Prefect API) could not be reached, or stayed busy, for too long.
+
+    Distinct from :class:`NotFoundError`: the thing asked for may well exist.
+    """

@@ -103,12 +103,15 @@ class TrainRun:
         self._reported: dict[str, float] = {}  # last value report() sent, per key
         self._pending: list[Any] = []
         self._last_flush = time.monotonic()
-        self._client = None
+        self._client: Any = None
         self._run_id = run_id or ""
         if run_id is not None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=tracking_uri)
+            from unitrain.stores.retry import RetryingClient
+
+            store = tracking_uri or ""
+            self._client = RetryingClient(MlflowClient(tracking_uri=tracking_uri), store)
 
     @property
     def is_tune(self) -> bool:

@@ -65,6 +65,16 @@ VARIABLES: tuple[Variable, ...] = (
         "2",
         "model upload batches that run side by side",
     ),
+    Variable(
+        "UNITRAIN_STORE_RETRY_S",
+        "60",
+        "how long MLflow calls retry a locked or unreachable store before the job fails",
+    ),
+    Variable(
+        "UNITRAIN_LOCAL_API_IDLE_S",
+        "600",
+        "seconds the local Prefect API (started by the first job) stays up with no job using it",
+    ),
     Variable("UNITRAIN_RAY_NUM_CPUS", "all cores", "CPUs of the local Ray a job starts"),
     Variable("UNITRAIN_RAY_DASHBOARD", "0", "1 starts the local Ray's dashboard"),
 )
@@ -85,6 +95,19 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number of seconds, got {raw!r}") from None
+    if not 0 <= value < 1e9:
+        raise ValueError(f"{name}: must be between 0 and 1e9 seconds, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """unitrain's configuration as read from one environment."""
@@ -95,6 +118,8 @@ class Settings:
     artifact_root: Path
     mlflow_ui_url: str
     upload_parallelism: int
+    store_retry_s: float
+    local_api_idle_s: float
     ray_num_cpus: int | None
     ray_dashboard: bool
     #: the real servers, when configured (else the embedded defaults are used)
@@ -122,6 +147,8 @@ class Settings:
                 "/"
             ),
             upload_parallelism=_positive_int(environ, "UNITRAIN_UPLOAD_PARALLELISM", 2),
+            store_retry_s=_seconds(environ, "UNITRAIN_STORE_RETRY_S", 60.0),
+            local_api_idle_s=_seconds(environ, "UNITRAIN_LOCAL_API_IDLE_S", 600.0),
             ray_num_cpus=_positive_int(environ, "UNITRAIN_RAY_NUM_CPUS", 1) if cpus else None,
             ray_dashboard=environ.get("UNITRAIN_RAY_DASHBOARD", "").strip() == "1",
             mlflow_tracking_uri_configured=environ.get("MLFLOW_TRACKING_URI") or None,
@@ -193,6 +220,12 @@ def configure_environment() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # MLflow's own HTTP retries would hide minutes of outage inside one call;
+    # unitrain retries store calls itself, for UNITRAIN_STORE_RETRY_S.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # An MLflow server's background job runner is for features unitrain does not use.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 # Variables a Ray worker on another machine needs to reach the same stores as

@@ -94,7 +94,7 @@ def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
     runs_before = len(registry.client.search_runs([registry.experiment_id()]))
     state = run(name=name, dataset=1, hyperparameter={"epochs": 2})
     assert state.is_failed()
-    with pytest.raises(JobValidationError, match="already exists"):
+    with pytest.raises(JobValidationError, match="already finished"):
         state.result()
     assert len(registry.client.search_runs([registry.experiment_id()])) == runs_before
     # ... unless the job continues itself, as scheduled retraining does.

@@ -35,7 +35,20 @@ def test_local_gpu_count_is_a_number():
     assert _compat.local_gpu_count() >= 0
 
 
-def test_prefect_private_apis_exist():
-    server = _compat.subprocess_prefect_server()
-    assert callable(server.start) and callable(server.stop)
+def test_prefect_log_workers_can_be_drained():
     _compat.drain_prefect_workers(timeout_s=1)  # nothing to drain: returns at once
+
+
+def test_a_restored_tuner_takes_new_callbacks(tmp_path):
+    from ray import tune
+
+    class Marker(tune.Callback):
+        pass
+
+    tuner = tune.Tuner(
+        lambda config: None,
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp"),
+    )
+    marker = Marker()
+    _compat.set_tuner_callbacks(tuner, [marker])
+    assert tuner._local_tuner.get_run_config().callbacks == [marker]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,15 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_the_wheel_installs_one_top_level_name_with_every_module(tmp_path):
+    # Built from a clean copy: a build folder left in the checkout may hold stale modules.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -22,7 +32,7 @@ def test_the_wheel_installs_one_top_level_name_with_every_module(tmp_path):
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from unitrain.errors import JobValidationError
-from unitrain.job.plan import TuningPlan, check_name_free, plan_job
+from unitrain.job.plan import TuningPlan, plan_job
+from unitrain.stores.job_state import JobFolder, JobRecord
 from unitrain.stores.registry import ModelRegistry
 
 PARAMS = {"name": "job", "dataset": 1, "hyperparameter": {"epochs": 1}}
@@ -79,11 +80,41 @@ def test_taken_name_is_rejected_in_training_mode_only(home, tmp_path):
     assert plan_job(tuning).mode == "tuning"
 
 
-def test_running_job_of_the_same_name_is_rejected(home):
+def record(plan, state):
+    JobFolder(plan.job).save(
+        JobRecord(job=plan.job, mode=plan.mode, digest=plan.digest, state=state)
+    )
+
+
+@pytest.mark.parametrize("state", ["running", "interrupted", "failed"])
+def test_an_unfinished_job_resumes_with_the_same_parameters_only(home, state):
     plan = plan_job(PARAMS)
-    with pytest.raises(JobValidationError, match="name: job 'job' is already running"):
-        check_name_free(plan, lambda name: ["f00d"] if name == "job" else [])
-    check_name_free(plan, lambda name: [])
+    record(plan, state)
+    again = plan_job(PARAMS)
+    assert again.digest == plan.digest
+    assert any("stopped before it finished" in note and "resuming" in note for note in again.notes)
+    with pytest.raises(JobValidationError, match="with other parameters; run it again unchanged"):
+        plan_job({**PARAMS, "hyperparameter": {"epochs": 2}})
+
+
+def test_a_finished_job_is_not_run_again(home):
+    record(plan_job(PARAMS), "finished")
+    with pytest.raises(
+        JobValidationError,
+        match="name: job 'job' already finished; choose a new name, or pass \"checkpoint\"",
+    ):
+        plan_job(PARAMS)
+    assert plan_job({**PARAMS, "checkpoint": "latest"}).checkpoint_id is None  # a new round
+    tuning = {
+        "name": "t",
+        "dataset": 1,
+        "is_tune": True,
+        "tune_config": {"metric": "accuracy"},
+        "hyperparameters": [{"name": "epochs", "type": "randint", "min": 1, "max": 2}],
+    }
+    record(plan_job(tuning), "finished")
+    with pytest.raises(JobValidationError, match="'t' already finished; choose a new name$"):
+        plan_job(tuning)
 
 
 def test_a_tuning_plan_carries_its_space_and_config(home):

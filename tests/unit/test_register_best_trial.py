@@ -32,8 +32,15 @@ def test_ties_go_to_the_earliest_trial():
     )
 
 
-def test_no_scored_trial_is_a_clear_error():
-    with pytest.raises(
-        UnitrainError, match="no trial finished with a model and a value for 'accuracy'"
-    ):
-        best_trial([trial("a", "ERROR"), trial("b", value=None)], "accuracy", "max")
+def test_no_scored_trial_is_a_clear_error_with_reasons_grouped():
+    failed = [
+        TrialOutcome(f"t{i}", "ERROR", {}, {}, "/logs", "", "", error="plugin 'p' failed: boom")
+        for i in range(200)
+    ]
+    with pytest.raises(UnitrainError) as raised:
+        best_trial([*failed, trial("b", value=None)], "accuracy", "max")
+    message = str(raised.value)
+    assert message.startswith("no trial finished with a model and a value for 'accuracy'")
+    assert "200 x it failed: plugin 'p' failed: boom" in message
+    assert "1 x it reported no finite 'accuracy'" in message
+    assert message.count("boom") == 1

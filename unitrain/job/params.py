@@ -82,6 +82,12 @@ class TuneConfig(_Strict):
     num_samples: int | None = Field(default=None, ge=1)
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    #: how many times a failed trial is run again (Ray Tune's FailureConfig.max_failures)
+    max_failures: int = Field(default=0, ge=0, le=100)
+    #: the whole search stops after this long; what finished is kept
+    time_budget_s: float | None = Field(default=None, gt=0, le=1e8)
+    #: a trial still running after this long fails ("timed out after N s")
+    trial_timeout_s: float | None = Field(default=None, gt=0, le=1e8)
     search_alg: SearchAlgConfig = Field(default_factory=SearchAlgConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
 

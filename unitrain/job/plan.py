@@ -4,14 +4,14 @@
 or a :class:`TuningPlan` (tuning), checked against the plugin, the dataset
 catalog and the model registry. ``unitrain run`` plans a job before it starts
 a server or a cluster (so a bad job starts nothing) and hands the plan to the
-flow, which then only repeats the checks that depend on the moment
-(:func:`check_name_free`: is a job of this name running now?). A deployment
-run hands the flow bare parameters, and the flow plans them itself.
+flow, which runs exactly that plan. A deployment run hands the flow bare
+parameters, and the flow plans them itself. A finished job is refused here;
+an unfinished one (crashed, interrupted, failed) is resumed when run again
+with the same parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +19,13 @@ from unitrain.errors import JobValidationError, NotFoundError
 from unitrain.job.names import encode_job_name
 from unitrain.job.params import LATEST, TrainParams, TuneConfig, validate_params
 from unitrain.job.search_space import Distribution
+from unitrain.stores.job_state import params_digest
 
 if TYPE_CHECKING:
     from unitrain.stores.catalog import CatalogEntry, DatasetCatalog
     from unitrain.stores.registry import ModelRegistry
 
-__all__ = ["JobPlan", "TuningPlan", "check_name_free", "plan_job"]
+__all__ = ["JobPlan", "TuningPlan", "plan_job"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +39,8 @@ class JobPlan:
     #: fixed hyperparameters (training: with the plugin's defaults filled in)
     hyperparameter: dict[str, Any]
     notes: tuple[str, ...] = ()
+    #: what defines the job's work: a run with the same digest resumes it
+    digest: str = ""
 
     @property
     def job(self) -> str:
@@ -119,7 +122,9 @@ def plan_job(
         registry = ModelRegistry()
     notes: list[str] = []
     checkpoint_id = _resolve_checkpoint(parsed, registry, notes)
-    _check_no_model_yet(parsed, registry)
+    digest = params_digest(parsed.model_dump(mode="json"), loaded.name)
+    if not _resumes(parsed, digest, notes):
+        _check_no_model_yet(parsed, registry)
 
     common: dict[str, Any] = dict(
         params=parsed,
@@ -127,6 +132,7 @@ def plan_job(
         dataset=dataset,
         checkpoint_id=checkpoint_id,
         hyperparameter=hyperparameter,
+        digest=digest,
     )
     if config is None:
         return JobPlan(**common, notes=tuple(notes))
@@ -179,6 +185,35 @@ def _resolve_checkpoint(
     return latest
 
 
+def _resumes(params: TrainParams, digest: str, notes: list[str]) -> bool:
+    """Whether this run resumes an unfinished run of the same job.
+
+    A finished job is not run again (but retraining with ``"checkpoint":
+    "latest"`` starts a new round of it); an unfinished one resumes only with
+    the same parameters.
+    """
+    from unitrain.stores.job_state import JobFolder
+
+    record = JobFolder(params.stored_name).record()
+    if record is None:
+        return False
+    name = params.stored_name
+    if record.finished:
+        if params.checkpoint == LATEST and not params.is_tune:
+            return False
+        ways = "choose a new name" + (
+            "" if params.is_tune else ', or pass "checkpoint": "latest" to continue it'
+        )
+        raise JobValidationError(f"name: job {name!r} already finished; {ways}")
+    if record.digest != digest:
+        raise JobValidationError(
+            f"name: job {name!r} stopped before it finished ({record.state}) with other "
+            "parameters; run it again unchanged to resume it, or choose a new name"
+        )
+    notes.append(f"job {name!r} stopped before it finished ({record.state}): resuming it")
+    return True
+
+
 def _check_no_model_yet(params: TrainParams, registry: ModelRegistry) -> None:
     name = params.stored_name
     # Continuing a job under its own name ("checkpoint": "latest") is how
@@ -188,14 +223,4 @@ def _check_no_model_yet(params: TrainParams, registry: ModelRegistry) -> None:
         raise JobValidationError(
             f"name: a model of job {name!r} already exists; choose another name, or pass "
             '"checkpoint": "latest" to continue that job'
-        )
-
-
-def check_name_free(plan: JobPlan, running_jobs: Callable[[str], list[str]]) -> None:
-    """Refuse a job while another job of the same name is running."""
-    running = running_jobs(plan.job)
-    if running:
-        raise JobValidationError(
-            f"name: job {plan.job!r} is already running (flow run {', '.join(running)}); "
-            "wait for it to finish or choose another name"
         )

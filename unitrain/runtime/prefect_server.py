@@ -1,11 +1,10 @@
-"""The Prefect API a job reports to: a configured server, or one we start for the job.
+"""The Prefect API a job reports to, and the flow runs it keeps.
 
-Without ``PREFECT_API_URL`` Prefect would start a temporary server in every
+Without ``PREFECT_API_URL``, Prefect would start a temporary server in every
 process that talks to it, and the Ray workers' servers would fight over one
-SQLite file (``database is locked``). So the driver starts one server on
-loopback, backed by ``$UNITRAIN_HOME/prefect``, points every process at it,
-and stops it when the job ends. A server left running by ``unitrain serve``
-is reused instead.
+SQLite file (``database is locked``). So every process of a job is pointed at
+one server: a configured one, the one ``unitrain serve`` runs, or this home's
+local API (:mod:`unitrain.runtime.local_api`), started on first use and shared.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import httpx
 
 from unitrain.settings import settings
 
-__all__ = ["prefect_api", "running_job_runs", "served_api_url", "server_file"]
+__all__ = ["mark_crashed_runs", "prefect_api", "served_api_url", "server_file"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def served_api_url() -> str | None:
 
 @contextlib.contextmanager
 def prefect_api() -> Iterator[str]:
-    """Yield the API URL to use; start (and finally stop) a server if there is none."""
+    """Yield the API URL to use, with this process and its children pointed at it."""
     configured = settings().prefect_api_url
     if configured:
         yield configured
@@ -61,16 +60,13 @@ def prefect_api() -> Iterator[str]:
         with _pointed_at(served):
             yield served
         return
-    from unitrain._compat import subprocess_prefect_server
+    from unitrain.runtime.local_api import lease
 
-    server = subprocess_prefect_server()
-    server.start(timeout=120)
-    try:
-        with _pointed_at(server.api_url):
-            yield server.api_url
-    finally:
-        _flush_logs()
-        server.stop()
+    with lease() as api_url, _pointed_at(api_url):
+        try:
+            yield api_url
+        finally:
+            _flush_logs()
 
 
 @contextlib.contextmanager
@@ -87,9 +83,9 @@ def _pointed_at(api_url: str) -> Iterator[None]:
 
 
 def _flush_logs() -> None:
-    """Send buffered logs and events, and stop their workers, before the server stops.
+    """Send buffered logs and events, and stop their workers, before the job lets go.
 
-    A worker left running would retry against the stopped server at exit.
+    A worker left running would retry against a server that may stop.
     """
     from unitrain._compat import drain_prefect_workers
 
@@ -99,8 +95,12 @@ def _flush_logs() -> None:
         log.debug("could not flush Prefect logs: %s", error)
 
 
-def running_job_runs(job: str, *, exclude: str | None = None) -> list[str]:
-    """Names of the ``train`` flow runs called ``job`` that are pending or running now."""
+def mark_crashed_runs(job: str, *, exclude: str | None) -> list[str]:
+    """Mark ``train`` flow runs of ``job`` still RUNNING or PENDING as Crashed; return their IDs.
+
+    Called while the job's name is held, so none of them can be alive: their
+    process died without reporting.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -111,6 +111,7 @@ def running_job_runs(job: str, *, exclude: str | None = None) -> list[str]:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
@@ -122,4 +123,14 @@ def running_job_runs(job: str, *, exclude: str | None = None) -> list[str]:
                 ),
             ),
         )
-    return [str(run.id) for run in runs if str(run.id) != exclude]
+        stale = [run for run in runs if str(run.id) != exclude]
+        for run in stale:
+            client.set_flow_run_state(
+                run.id,
+                Crashed(
+                    message=f"the process running job {job!r} ended without reporting; "
+                    "found when the job ran again"
+                ),
+                force=True,
+            )
+    return [str(run.id) for run in stale]

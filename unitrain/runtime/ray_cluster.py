@@ -51,3 +51,64 @@ class UnitrainTaskRunner(RayTaskRunner):
             self.address = settings().ray_address
         super().__enter__()
         return self
+
+
+# Ray's errors for a process (or node) that went away, rather than code that raised.
+_DEATHS = {
+    "WorkerCrashedError",
+    "ActorDiedError",
+    "RayActorError",
+    "ActorUnavailableError",
+    "NodeDiedError",
+    "OutOfMemoryError",
+    "LocalRayletDiedError",
+}
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def worker_death(error: BaseException | str | None) -> str:
+    """What is known of why a Ray worker died ('' when ``error`` is not a worker's death).
+
+    Ray rarely knows the signal; a process killed with SIGKILL is most often
+    the kernel's out-of-memory killer, so the message says so.
+    """
+    if error is None:
+        return ""
+    if isinstance(error, str):
+        text, names = error, {n for n in _DEATHS if n in error}
+    else:
+        chain = _chain(error)
+        names = {type(e).__name__ for e in chain} & _DEATHS
+        text = " ".join(str(e) for e in chain)
+    if not names and "worker died" not in text.lower() and "actor died" not in text.lower():
+        return ""
+    lowered = text.lower()
+    if "OutOfMemoryError" in names or "out of memory" in lowered or "oom" in lowered.split():
+        return "worker died: out of memory (killed to protect the node)"
+    if "NodeDiedError" in names or "node died" in lowered or "node has died" in lowered:
+        return "worker died: its Ray node went away"
+    if "sigkill" in lowered or "signal 9" in lowered or "killed" in lowered:
+        return "worker died: killed by signal 9; out of memory?"
+    if "exit code" in lowered or "exits unexpectedly" in lowered or "sigsegv" in lowered:
+        return "worker died: its process exited unexpectedly (a crash in native code?)"
+    return "worker died: its process ended unexpectedly; out of memory?"
+
+
+def result_of(future: Any) -> Any:
+    """A step's result; a step whose Ray worker died fails with what is known of why."""
+    try:
+        return future.result()
+    except Exception as error:
+        death = worker_death(error)
+        if death:
+            from unitrain.errors import UnitrainError
+
+            raise UnitrainError(f"a step of the job failed: {death}") from None
+        raise

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unitrain.errors import NotFoundError
+from unitrain.errors import NotFoundError, StoreUnavailableError
 from unitrain.settings import settings
+from unitrain.stores.retry import RetryingClient, is_transient, masked_uri, retrying
 
 if TYPE_CHECKING:
     from unitrain.plugin_api import Checkpoint
@@ -44,6 +45,9 @@ class TAG:
     BEST = "unitrain.best"
     FLOW_RUN = "unitrain.prefect_flow_run"
     NODE = "unitrain.ray_node"
+    #: the job's own MLflow run (a tuning job's parent run): with the trial ID,
+    #: the key that makes registering a model idempotent
+    JOB_RUN = "unitrain.job_run"
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,29 @@ class ModelRecord:
 class ModelRegistry:
     """Registers, finds and downloads models in MLflow."""
 
-    def __init__(self, tracking_uri: str | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        name: str | None = None,
+        *,
+        store_retry_s: float | None = None,
+    ) -> None:
         from mlflow import MlflowClient
 
         config = settings()
         self.tracking_uri = tracking_uri or config.mlflow_tracking_uri()
         self.name = name or config.registered_model
         _use_write_ahead_log(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        self.client: Any = RetryingClient(
+            MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri),
+            self.tracking_uri,
+            budget_s=store_retry_s,
+        )
+
+    @property
+    def shown_uri(self) -> str:
+        """The tracking URI with any credentials masked."""
+        return masked_uri(self.tracking_uri)
 
     # -- experiments and runs ----------------------------------------------
 
@@ -122,6 +141,28 @@ class ModelRegistry:
         """End a run as ``FINISHED``, ``FAILED`` or ``KILLED``."""
         self.client.set_terminated(run_id, status)
 
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a run RUNNING again (a resumed job continues its own run)."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end_stale_runs(self, job: str, status: str = "KILLED") -> list[str]:
+        """End every run of ``job`` still marked RUNNING; return their IDs.
+
+        Called while the job's name is held: no run of the job can be live then,
+        so a RUNNING one was left by a process that died.
+        """
+        quoted = _quoted(job)
+        query = "attributes.status = 'RUNNING'"
+        if quoted is not None:
+            query += f" and tags.`{TAG.JOB}` = {quoted}"
+        found = self.client.search_runs(
+            [self.experiment_id()], filter_string=query, max_results=5000
+        )
+        runs = [run for run in found if run.data.tags.get(TAG.JOB) == job]
+        for run in runs:
+            self.client.set_terminated(run.info.run_id, status)
+        return [str(run.info.run_id) for run in runs]
+
     def resolve_checkpoint(
         self, model_id: int | None, destination: str | Path
     ) -> Checkpoint | None:
@@ -158,8 +199,19 @@ class ModelRegistry:
         metrics: dict[str, float],
         trial_id: str = "",
         artifact_path: str = "model",
+        job_run: str = "",
+        existing: dict[str, int] | None = None,
     ) -> int:
-        """Upload ``model_dir`` into ``run_id``'s artifacts and register it; return the model ID."""
+        """Upload ``model_dir`` into ``run_id``'s artifacts and register it; return the model ID.
+
+        Idempotent for a ``job_run``: a model already registered for the same
+        job run and trial (looked up in ``existing``, else in the registry) is
+        returned instead of registered twice, so a retried upload adds nothing.
+        """
+        if job_run:
+            known = existing if existing is not None else self.registered_trials(job, job_run)
+            if trial_id in known:
+                return known[trial_id]
         self.client.log_artifacts(run_id, str(model_dir), artifact_path=artifact_path)
         source = f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
         if (self.tracking_uri, self.name) not in _REGISTERED:
@@ -178,12 +230,24 @@ class ModelRegistry:
                 TAG.TRIAL: trial_id,
                 TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
                 TAG.METRICS: json.dumps(metrics, sort_keys=True),
+                **({TAG.JOB_RUN: job_run} if job_run else {}),
             },
         )
         return int(version.version)
 
+    def registered_trials(self, job: str, job_run: str) -> dict[str, int]:
+        """Trial ID -> model ID of the models already registered for one job run."""
+        return {
+            v.tags.get(TAG.TRIAL, ""): int(v.version)
+            for v in self._search(job)
+            if v.tags.get(TAG.JOB_RUN) == job_run
+        }
+
     def mark_best(self, model_id: int, job: str) -> None:
-        """Tag a version as its job's best, and point the alias ``best-<job>`` at it."""
+        """Tag a version as its job's best (and no other), and point ``best-<job>`` at it."""
+        for version in self._search(job):
+            if version.tags.get(TAG.BEST) == "true" and int(version.version) != model_id:
+                self.client.delete_model_version_tag(self.name, version.version, TAG.BEST)
         self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
         self.client.set_registered_model_alias(self.name, best_alias(job), str(model_id))
 
@@ -207,10 +271,21 @@ class ModelRegistry:
 
         try:
             version = self.client.get_model_version(self.name, str(model_id))
-        except MlflowException:
+        except StoreUnavailableError:
+            raise
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST" and is_transient(error):
+                raise StoreUnavailableError(
+                    f"the MLflow store at {self.shown_uri} could not be read: {error}"
+                ) from None
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise StoreUnavailableError(
+                    f"the MLflow store at {self.shown_uri} failed to look up model "
+                    f"{model_id}: {error.error_code}"
+                ) from None
             raise NotFoundError(
                 f"checkpoint: model {model_id} does not exist in the registry "
-                f"({self.name!r} at {self.tracking_uri}); see 'unitrain models list'"
+                f"({self.name!r} at {self.shown_uri}); see 'unitrain models list'"
             ) from None
         return _record(version)
 
@@ -231,12 +306,11 @@ class ModelRegistry:
         query = f"name = '{self.name}'"
         filter_here = False
         if job is not None:
-            # MLflow's filter language has no escapes: quote with the quote the name lacks.
-            quote = "'" if "'" not in job else '"'
-            if quote in job:
+            quoted = _quoted(job)
+            if quoted is None:  # both quotes in the name: filter here instead
                 filter_here, max_results = True, None
             else:
-                query += f" and tags.`{TAG.JOB}` = {quote}{job}{quote}"
+                query += f" and tags.`{TAG.JOB}` = {quoted}"
         found: list[Any] = []
         token = None
         while True:
@@ -257,8 +331,14 @@ class ModelRegistry:
 
         record = self.get(model_id)
         Path(destination).mkdir(parents=True, exist_ok=True)
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=record.source, dst_path=str(destination), tracking_uri=self.tracking_uri
+        local = retrying(
+            lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=record.source,
+                dst_path=str(destination),
+                tracking_uri=self.tracking_uri,
+            ),
+            store=self.tracking_uri,
+            what=f"downloading model {model_id}",
         )
         return Path(local)
 
@@ -281,6 +361,14 @@ def _use_write_ahead_log(tracking_uri: str) -> None:
             connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error:
         pass  # busy right now: another process will have set it, or the next one will
+
+
+def _quoted(value: str) -> str | None:
+    """``value`` in MLflow's filter language, which has no escapes: the quote it lacks."""
+    for quote in ("'", '"'):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    return None
 
 
 def best_alias(job: str) -> str:

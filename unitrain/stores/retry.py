@@ -1,0 +1,124 @@
+"""Stores have bad minutes: MLflow calls that retry what is transient, for a bounded time.
+
+A SQLite store another process holds locked, a tracking server restarting, a
+network blip: each makes one call fail that succeeds a little later. Every
+MLflow call unitrain makes goes through :class:`RetryingClient`, which retries
+such failures with exponential backoff for up to ``UNITRAIN_STORE_RETRY_S``
+seconds (default 60), then raises
+:class:`~unitrain.errors.StoreUnavailableError` naming the store (credentials
+masked) and the cause. Anything else (a missing model, a bad request) is
+raised at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from unitrain.errors import StoreUnavailableError
+from unitrain.settings import settings
+
+__all__ = ["RetryingClient", "is_transient", "masked_uri", "retrying"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Words of errors that go away when the store comes back or the lock is released.
+_TRANSIENT_TEXT = (
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "failed to establish a new connection",
+    "max retries exceeded",
+    "remote end closed connection",
+    "temporarily unavailable",
+    "timed out",
+    "502",
+    "503",
+    "504",
+)
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def masked_uri(uri: str) -> str:
+    """``https://user:pass@host/x?token=t`` -> ``https://***@host/x``: safe to show anywhere."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable URI>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` is one a retry a little later may not see."""
+    code = getattr(error, "error_code", None)
+    if code in _TRANSIENT_CODES:
+        return True
+    if code not in (None, "INTERNAL_ERROR"):
+        return False  # NOT_FOUND, INVALID_PARAMETER_VALUE, ...: retrying changes nothing
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    text = str(error).lower()
+    return any(word in text for word in _TRANSIENT_TEXT)
+
+
+def retrying(call: Callable[[], T], *, store: str, what: str, budget_s: float | None = None) -> T:
+    """``call()``, retried on transient errors for up to ``budget_s`` seconds."""
+    budget = settings().store_retry_s if budget_s is None else budget_s
+    deadline = time.monotonic() + budget
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                cause = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+                raise StoreUnavailableError(
+                    f"the MLflow store at {masked_uri(store)} could not be reached "
+                    f"(or stayed busy) for {budget:g} s while {what}: "
+                    f"{type(error).__name__}: {cause}"
+                ) from None
+            log.info("%s: %s; retrying in %.1f s", what, type(error).__name__, delay)
+            time.sleep(min(delay, remaining) * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 5.0)
+
+
+class RetryingClient:
+    """An ``MlflowClient`` whose every call retries transient store errors."""
+
+    def __init__(self, client: Any, store: str, *, budget_s: float | None = None) -> None:
+        self._client = client
+        self._store = store
+        self._budget_s = budget_s
+
+    @property
+    def tracking_uri(self) -> str:
+        return str(self._client.tracking_uri)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return retrying(
+                lambda: attribute(*args, **kwargs),
+                store=self._store,
+                what=f"calling {name}",
+                budget_s=self._budget_s,
+            )
+
+        return call
