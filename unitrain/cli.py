@@ -33,20 +33,14 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
-class _Terminated(BaseException):
-    """SIGTERM outside a flow run (inside one, Prefect raises its own TerminationSignal)."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated()
-
-
 def _interruption(error: BaseException) -> int:
     """The exit code for an interrupt (0 when ``error`` is not one)."""
+    from unitrain.runtime.interrupts import received_sigterm
+
+    if received_sigterm() or type(error).__name__ == "TerminationSignal":
+        return EXIT_TERMINATED
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(error, _Terminated) or type(error).__name__ == "TerminationSignal":
-        return EXIT_TERMINATED
     return 0
 
 
@@ -355,7 +349,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    from unitrain.runtime import interrupts
+
+    previous = signal.getsignal(signal.SIGTERM)
+    interrupts.install()
     try:
         return int(args.handler(args))
     except JobValidationError as error:

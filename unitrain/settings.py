@@ -219,6 +219,9 @@ def configure_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's native signal handler turns a SIGTERM into an abort (exit -6); without
+    # it, Ray's Python handler raises SystemExit and the job ends cleanly.
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     # MLflow's own HTTP retries would hide minutes of outage inside one call;
     # unitrain retries store calls itself, for UNITRAIN_STORE_RETRY_S.

@@ -2,7 +2,10 @@
 
 Each trial sleeps ``work_s`` seconds (the stand-in for training), then scores
 ``score = 1 - (x - 0.3)^2 - (y - 0.7)^2`` (best at x=0.3, y=0.7). With
-``fail: true`` the trial raises, to exercise error handling.
+``fail: true`` the trial raises, and with ``kill_self: true`` its process
+sends itself SIGKILL, as the kernel's out-of-memory killer would
+(``kill_once: true``: only the first time it runs): they exercise unitrain's
+handling of failures.
 
 It defines ``tune()`` too, as plugins may: in tuning mode each of the ``steps``
 reports a partial score through ``run.report`` (schedulers act on it), and
@@ -12,6 +15,8 @@ the full score comes at the last step.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,8 @@ class Hyperparameters(BaseModel):
     work_s: float = Field(default=0.0, ge=0)
     steps: int = Field(default=1, ge=1, description="intermediate reports (for schedulers)")
     fail: bool = False
+    kill_self: bool = False
+    kill_once: bool = False
     label: Any = None
 
 
@@ -37,8 +44,7 @@ def train(
 ) -> dict[str, float]:
     """Sleep, score, and save the configuration as the "model"."""
     hp = Hyperparameters.model_validate(hyperparameter)
-    if hp.fail:
-        raise RuntimeError("this trial was asked to fail (fail=true)")
+    _fail_if_asked(hp, run)
     score = 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
     for step in range(hp.steps):
         time.sleep(hp.work_s / hp.steps)
@@ -55,8 +61,7 @@ def tune(
 ) -> float:
     """One trial: report a score that grows to the final one, then save the "model"."""
     hp = Hyperparameters.model_validate(hyperparameter)
-    if hp.fail:
-        raise RuntimeError("this trial was asked to fail (fail=true)")
+    _fail_if_asked(hp, run)
     score = 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
     for step in range(hp.steps):
         time.sleep(hp.work_s / hp.steps)
@@ -66,3 +71,13 @@ def tune(
     output.mkdir(parents=True, exist_ok=True)
     (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
     return score
+
+
+def _fail_if_asked(hp: Hyperparameters, run: Any) -> None:
+    if hp.fail:
+        raise RuntimeError("this trial was asked to fail (fail=true)")
+    marker = Path(run.checkpoint_output).parent / "killed-once"
+    if hp.kill_self or (hp.kill_once and not marker.exists()):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -60,6 +60,11 @@ def end_leftovers(job: str, *, flow_run_id: str | None, status: str = "KILLED") 
         _logger().info("ended %d MLflow run(s) of job %r left running: %s", len(ended), job, status)
     if flow_run_id is not None:
         from unitrain.runtime.prefect_server import mark_crashed_runs
+        from unitrain.runtime.ray_cluster import reap_orphaned_ray
+
+        reaped = reap_orphaned_ray()
+        if reaped:
+            _logger().info("stopped %d Ray process(es) a killed job left behind", len(reaped))
 
         crashed = mark_crashed_runs(job, exclude=flow_run_id)
         if crashed:
@@ -119,4 +124,6 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
             raise
         if record.run_id:
             registry.end_run(record.run_id, "FINISHED")
+        # Runs still RUNNING now belong to trial attempts whose process died.
+        registry.end_stale_runs(plan.job, "KILLED")
         folder.save(record.moved_to("finished", error=""))

@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect_ray import RayTaskRunner
 
+from unitrain.runtime import interrupts
 from unitrain.settings import settings, worker_environment
 
 __all__ = ["UnitrainTaskRunner", "ray_init_kwargs"]
@@ -50,6 +51,8 @@ class UnitrainTaskRunner(RayTaskRunner):
         if self.address is None:
             self.address = settings().ray_address
         super().__enter__()
+        # ray.init made SIGTERM a sys.exit; make it an interrupt (see interrupts).
+        interrupts.install()
         return self
 
 
@@ -77,7 +80,7 @@ def worker_death(error: BaseException | str | None) -> str:
     """What is known of why a Ray worker died ('' when ``error`` is not a worker's death).
 
     Ray rarely knows the signal; a process killed with SIGKILL is most often
-    the kernel's out-of-memory killer, so the message says so.
+    the kernel's out-of-memory killer, so the message asks.
     """
     if error is None:
         return ""
@@ -90,15 +93,16 @@ def worker_death(error: BaseException | str | None) -> str:
     if not names and "worker died" not in text.lower() and "actor died" not in text.lower():
         return ""
     lowered = text.lower()
-    if "OutOfMemoryError" in names or "out of memory" in lowered or "oom" in lowered.split():
-        return "worker died: out of memory (killed to protect the node)"
+    if "OutOfMemoryError" in names or "running low on memory" in lowered:
+        return "worker died: out of memory (Ray killed it to protect the node)"
     if "NodeDiedError" in names or "node died" in lowered or "node has died" in lowered:
         return "worker died: its Ray node went away"
-    if "sigkill" in lowered or "signal 9" in lowered or "killed" in lowered:
-        return "worker died: killed by signal 9; out of memory?"
-    if "exit code" in lowered or "exits unexpectedly" in lowered or "sigsegv" in lowered:
-        return "worker died: its process exited unexpectedly (a crash in native code?)"
-    return "worker died: its process ended unexpectedly; out of memory?"
+    if "sigsegv" in lowered and "received" in lowered:
+        return "worker died: it crashed (SIGSEGV, a fault in native code)"
+    # Ray sees only that the process vanished ("connection error ... End of
+    # file"); on Linux that is almost always a SIGKILL, most often the kernel's
+    # out-of-memory killer.
+    return "worker died: killed by a signal; out of memory?"
 
 
 def result_of(future: Any) -> Any:
@@ -112,3 +116,51 @@ def result_of(future: Any) -> Any:
 
             raise UnitrainError(f"a step of the job failed: {death}") from None
         raise
+
+
+def reap_orphaned_ray() -> list[int]:
+    """Kill Ray agents whose raylet is gone; return their process IDs.
+
+    A job killed with SIGKILL takes its local Ray's raylet with it, but Ray's
+    dashboard and runtime-env agents live on, serving ports, with no parent.
+    They carry their raylet's process ID in their environment; this finds
+    those whose raylet is dead (Linux ``/proc``; elsewhere it does nothing).
+    """
+    import os
+    import signal
+    from pathlib import Path
+
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    killed = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            variables = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        raylet = next((v[15:] for v in variables if v.startswith(b"RAY_RAYLET_PID=")), b"")
+        if not raylet.isdigit() or _alive(int(raylet)):
+            continue
+        try:
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+        except OSError:
+            pass
+    return killed
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -91,6 +91,8 @@ class TrialsLoggingCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, "RUNNING")
+        row = self.trials[trial.trial_id]
+        row["attempts"] = int(row.get("attempts", 0)) + 1  # a retried trial starts again
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -132,7 +134,7 @@ class TrialsLoggingCallback(Callback):
     def table(self, best_trial: str = "") -> TrialTable:
         return TrialTable(
             trials={k: dict(v) for k, v in self.trials.items()},
-            base=["status"],
+            base=["status", "attempts"],
             hyperparameters=list(self.hyperparameters),
             metrics=list(self.metric_columns),
             best_trial=best_trial,
