@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint typecheck unit e2e bench clean
+.PHONY: setup demo test faults lint typecheck unit e2e bench clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ unit: setup
 
 e2e: setup
 	$(BIN)/pytest -q tests/e2e
+
+# Real faults (signals, killed processes, a held lock, a stopped MLflow server, a lost
+# Ray node); slower, so a target of its own, which CI runs too. Prints the fault matrix.
+faults: setup
+	$(BIN)/pytest -q tests/faults
 
 bench: setup
 	$(BIN)/python bench/tune_overhead.py

@@ -15,7 +15,7 @@ os.environ.pop("RAY_ADDRESS", None)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 # Local Prefect APIs that tests start go away soon after their last job.
-os.environ["UNITRAIN_LOCAL_API_IDLE_S"] = "10"
+os.environ["UNITRAIN_IDLE_S"] = "10"
 
 from unitrain.settings import configure_environment  # noqa: E402
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from unitrain.errors import JobValidationError, UnitrainError
-from unitrain.settings import configure_environment, settings
+from unitrain.settings import configure_environment, enable_local_ray_auth, settings
 
 if TYPE_CHECKING:
     from unitrain.job.plan import JobPlan
@@ -83,6 +83,8 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], JobPlan]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         job = parse_job(_read_job(args.job))
+    # Planning may import Ray, which reads its token settings on import.
+    enable_local_ray_auth()
     for note in job.notes:
         print(f"warning: {note}", file=sys.stderr)
     plugin = args.plugin or job.plugin
@@ -250,10 +252,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from unitrain.runtime import local_api
+    from unitrain.runtime import local_stack
 
-    stopped = local_api.stop()
-    print("stopped the local Prefect API" if stopped else "the local Prefect API was not running")
+    stopped = local_stack.stop()
+    print(
+        "stopped the local Prefect API and Ray"
+        if stopped
+        else "the local Prefect API and Ray were not running"
+    )
     return 0
 
 
@@ -332,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_cmd_serve)
 
     stop = commands.add_parser(
-        "stop", help="stop the local Prefect API that jobs share (it also stops when idle)"
+        "stop", help="stop the local Prefect API and Ray that jobs share (they also stop when idle)"
     )
     stop.set_defaults(handler=_cmd_stop)
 
@@ -348,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_environment()
+    configure_environment(local_ray_auth=False)  # made when a job is valid, not before
     from unitrain.runtime import interrupts
 
     previous = signal.getsignal(signal.SIGTERM)

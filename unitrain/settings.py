@@ -24,6 +24,7 @@ __all__ = [
     "Settings",
     "Variable",
     "configure_environment",
+    "enable_local_ray_auth",
     "settings",
     "worker_environment",
 ]
@@ -71,9 +72,9 @@ VARIABLES: tuple[Variable, ...] = (
         "how long MLflow calls retry a locked or unreachable store before the job fails",
     ),
     Variable(
-        "UNITRAIN_LOCAL_API_IDLE_S",
+        "UNITRAIN_IDLE_S",
         "600",
-        "seconds the local Prefect API (started by the first job) stays up with no job using it",
+        "seconds the local Prefect API and Ray (started by the first job) stay up unused",
     ),
     Variable("UNITRAIN_RAY_NUM_CPUS", "all cores", "CPUs of the local Ray a job starts"),
     Variable("UNITRAIN_RAY_DASHBOARD", "0", "1 starts the local Ray's dashboard"),
@@ -119,7 +120,7 @@ class Settings:
     mlflow_ui_url: str
     upload_parallelism: int
     store_retry_s: float
-    local_api_idle_s: float
+    idle_s: float
     ray_num_cpus: int | None
     ray_dashboard: bool
     #: the real servers, when configured (else the embedded defaults are used)
@@ -148,7 +149,7 @@ class Settings:
             ),
             upload_parallelism=_positive_int(environ, "UNITRAIN_UPLOAD_PARALLELISM", 2),
             store_retry_s=_seconds(environ, "UNITRAIN_STORE_RETRY_S", 60.0),
-            local_api_idle_s=_seconds(environ, "UNITRAIN_LOCAL_API_IDLE_S", 600.0),
+            idle_s=_seconds(environ, "UNITRAIN_IDLE_S", 600.0),
             ray_num_cpus=_positive_int(environ, "UNITRAIN_RAY_NUM_CPUS", 1) if cpus else None,
             ray_dashboard=environ.get("UNITRAIN_RAY_DASHBOARD", "").strip() == "1",
             mlflow_tracking_uri_configured=environ.get("MLFLOW_TRACKING_URI") or None,
@@ -203,11 +204,13 @@ def settings() -> Settings:
     return Settings.from_environ(os.environ)
 
 
-def configure_environment() -> None:
+def configure_environment(*, local_ray_auth: bool = True) -> None:
     """Fill in the embedded defaults before Prefect, MLflow or Ray are imported.
 
-    Prefect reads its settings when it is imported, so this must run first.
-    Values the user already set are left alone.
+    Prefect reads its settings when it is imported, and Ray its token settings,
+    so this must run first. Values the user already set are left alone. With
+    ``local_ray_auth`` (unless ``RAY_ADDRESS`` names a cluster) the home's local
+    Ray token is made if missing and pointed at (see :func:`enable_local_ray_auth`).
     """
     current = settings()
     os.environ.setdefault("UNITRAIN_HOME", str(current.home_dir()))
@@ -219,6 +222,8 @@ def configure_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local_ray_auth:
+        enable_local_ray_auth()
     # Ray's native signal handler turns a SIGTERM into an abort (exit -6); without
     # it, Ray's Python handler raises SystemExit and the job ends cleanly.
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
@@ -229,6 +234,19 @@ def configure_environment() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     # An MLflow server's background job runner is for features unitrain does not use.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
+
+def enable_local_ray_auth() -> None:
+    """Point Ray at the home's local-cluster token (made if missing), unless a cluster is named.
+
+    Ray reads its token settings when it is imported, so this runs before.
+    """
+    if settings().ray_address:
+        return
+    from unitrain.runtime.local_stack import ray_auth_environment
+
+    for name, value in ray_auth_environment(create=True).items():
+        os.environ.setdefault(name, value)
 
 
 # Variables a Ray worker on another machine needs to reach the same stores as

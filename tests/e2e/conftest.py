@@ -22,7 +22,7 @@ def ray_cluster() -> Iterator[None]:
 
     from unitrain.runtime.ray_cluster import ray_init_kwargs
 
-    ray.init(num_cpus=2, **{k: v for k, v in ray_init_kwargs().items() if k != "num_cpus"})
+    ray.init(**{**ray_init_kwargs(local=True), "num_cpus": 2})
     yield
     ray.shutdown()
 

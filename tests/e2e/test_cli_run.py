@@ -21,7 +21,9 @@ def unitrain(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         for k, v in os.environ.items()
         if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
     }
-    env.update(UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="5"
+    )
     command = [sys.executable, "-m", "unitrain.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 

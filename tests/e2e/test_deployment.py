@@ -78,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     env.update(
         UNITRAIN_HOME=str(home),
+        UNITRAIN_IDLE_S="5",
         MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_WORKER_QUERY_SECONDS="1",

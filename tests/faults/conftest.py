@@ -39,7 +39,7 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     """One home for the command-line fault tests: their local Prefect API is started once."""
     home = Home(tmp_path_factory.mktemp("faults") / "home")
     yield home
-    home.stop_local_api()
+    home.stop_local_stack()
 
 
 def pytest_configure(config: pytest.Config) -> None:

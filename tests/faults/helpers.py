@@ -26,7 +26,7 @@ def clean_environment(home: Path, **extra: str) -> dict[str, str]:
     env.update(
         UNITRAIN_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        UNITRAIN_LOCAL_API_IDLE_S="60",
+        UNITRAIN_IDLE_S="20",
         **extra,
     )
     return env
@@ -151,7 +151,7 @@ class Home:
     def flow_run_states(self, job: str) -> list[str]:
         import httpx
 
-        state = json.loads((self.path / "prefect" / "local-api" / "server.json").read_text())
+        state = json.loads((self.path / "local" / "stack.json").read_text())
         response = httpx.post(
             f"{state['api_url']}/flow_runs/filter",
             json={"flow_runs": {"name": {"any_": [job]}}},
@@ -160,7 +160,7 @@ class Home:
         response.raise_for_status()
         return [run["state"]["type"] for run in response.json()]
 
-    def stop_local_api(self) -> None:
+    def stop_local_stack(self) -> None:
         subprocess.run(
             [*UNITRAIN, "stop"], env=self.env(), capture_output=True, timeout=60, check=False
         )

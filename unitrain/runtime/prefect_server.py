@@ -4,7 +4,7 @@ Without ``PREFECT_API_URL``, Prefect would start a temporary server in every
 process that talks to it, and the Ray workers' servers would fight over one
 SQLite file (``database is locked``). So every process of a job is pointed at
 one server: a configured one, the one ``unitrain serve`` runs, or this home's
-local API (:mod:`unitrain.runtime.local_api`), started on first use and shared.
+local stack (:mod:`unitrain.runtime.local_stack`), started on first use and shared.
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ def prefect_api() -> Iterator[str]:
         with _pointed_at(served):
             yield served
         return
-    from unitrain.runtime.local_api import lease
+    from unitrain.runtime.local_stack import lease
 
-    with lease() as api_url, _pointed_at(api_url):
+    with lease() as stack, _pointed_at(stack.api_url):
         try:
-            yield api_url
+            yield stack.api_url
         finally:
             _flush_logs()
 

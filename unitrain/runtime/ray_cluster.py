@@ -1,14 +1,17 @@
 """Ray behind Prefect's task-runner interface: one cluster for the steps and the trials.
 
 :class:`UnitrainTaskRunner` is ``prefect_ray.RayTaskRunner`` with its settings
-read when a flow starts rather than when the module is imported: ``RAY_ADDRESS``
-names a cluster (otherwise a local Ray is started and stopped with the flow),
-and a remote cluster's workers get the variables that point them at the same
-MLflow, Prefect and storage as the driver.
+read when a flow starts rather than when the module is imported. ``RAY_ADDRESS``
+names a cluster to join; without it, a flow joins the home's local Ray (see
+:mod:`unitrain.runtime.local_stack`), started on first use and shared by jobs.
+A flow's workers get, through its runtime environment, the variables that
+point them at the same MLflow, Prefect and storage as the flow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 from prefect_ray import RayTaskRunner
@@ -16,21 +19,24 @@ from prefect_ray import RayTaskRunner
 from unitrain.runtime import interrupts
 from unitrain.settings import settings, worker_environment
 
-__all__ = ["UnitrainTaskRunner", "ray_init_kwargs"]
+__all__ = ["UnitrainTaskRunner", "ray_init_kwargs", "result_of", "worker_death"]
 
 
-def ray_init_kwargs() -> dict[str, Any]:
-    """Arguments for ``ray.init`` on the current environment."""
+def ray_init_kwargs(*, local: bool = False) -> dict[str, Any]:
+    """Arguments for ``ray.init``: to start a local cluster (``local``), else to join one."""
     config = settings()
     kwargs: dict[str, Any] = {"namespace": "unitrain", "log_to_driver": True}
-    if config.ray_address:
-        kwargs["runtime_env"] = {"env_vars": worker_environment()}
-    else:
-        # A local cluster lives as long as one job; its dashboard would only
+    if local:
+        from unitrain.runtime.local_stack import ray_auth_environment
+
+        ray_auth_environment(create=True)  # the cluster starts with this token
+        kwargs["address"] = "local"  # a new cluster, never another one found running
+        # Jobs reach the cluster through its address; its dashboard would only
         # slow the start. UNITRAIN_RAY_DASHBOARD=1 turns it on.
         kwargs["include_dashboard"] = config.ray_dashboard
-        if config.ray_num_cpus:
-            kwargs["num_cpus"] = config.ray_num_cpus
+        kwargs["num_cpus"] = config.local_cpus()
+    else:
+        kwargs["runtime_env"] = {"env_vars": worker_environment()}
     return kwargs
 
 
@@ -41,19 +47,51 @@ class UnitrainTaskRunner(RayTaskRunner):
         super().__init__(address=address, init_kwargs=init_kwargs)
         self.address: str | None = address
         self._configured_kwargs = init_kwargs
+        self._leases = contextlib.ExitStack()
 
     def duplicate(self) -> UnitrainTaskRunner:
         return type(self)(address=self.address, init_kwargs=self._configured_kwargs)
 
     def __enter__(self) -> UnitrainTaskRunner:
+        import ray
+
         if self._configured_kwargs is None:
             self.init_kwargs = ray_init_kwargs()
-        if self.address is None:
-            self.address = settings().ray_address
+        if self.address is None and not ray.is_initialized():
+            self.address = settings().ray_address or self._local_ray()
         super().__enter__()
         # ray.init made SIGTERM a sys.exit; make it an interrupt (see interrupts).
         interrupts.install()
         return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            super().__exit__(*exc_info)
+        finally:
+            self._leases.close()
+
+    @staticmethod
+    def _run_prefect_task(*args: Any, **kwargs: Any) -> Any:
+        """Run one task in a Ray worker, then send its logs and events before returning.
+
+        The local Ray outlives a job, and Ray stops a finished job's workers
+        without letting Python exit cleanly: what Prefect buffered in them would
+        be lost.
+        """
+        try:
+            return RayTaskRunner._run_prefect_task(*args, **kwargs)
+        finally:
+            from unitrain._compat import drain_prefect_workers
+
+            with contextlib.suppress(Exception):
+                drain_prefect_workers(timeout_s=10)
+
+    def _local_ray(self) -> str:
+        """The address of the home's local Ray, held for this flow run."""
+        from unitrain.runtime import local_stack
+
+        stack = self._leases.enter_context(local_stack.lease())
+        return stack.ray_address
 
 
 # Ray's errors for a process (or node) that went away, rather than code that raised.
@@ -126,7 +164,6 @@ def reap_orphaned_ray() -> list[int]:
     They carry their raylet's process ID in their environment; this finds
     those whose raylet is dead (Linux ``/proc``; elsewhere it does nothing).
     """
-    import os
     import signal
     from pathlib import Path
 
@@ -155,7 +192,6 @@ def reap_orphaned_ray() -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    import os
 
     try:
         os.kill(pid, 0)

@@ -82,7 +82,7 @@ class ModelRegistry:
         config = settings()
         self.tracking_uri = tracking_uri or config.mlflow_tracking_uri()
         self.name = name or config.registered_model
-        _use_write_ahead_log(self.tracking_uri)
+        _prepare_sqlite_store(self.tracking_uri)
         self.client: Any = RetryingClient(
             MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri),
             self.tracking_uri,
@@ -343,24 +343,51 @@ class ModelRegistry:
         return Path(local)
 
 
-def _use_write_ahead_log(tracking_uri: str) -> None:
-    """Put an SQLite store in WAL mode (once; the mode is kept in the file).
+def _prepare_sqlite_store(tracking_uri: str) -> None:
+    """Create an SQLite store's tables (one process at a time), and put it in WAL mode.
 
-    Trials write to the store from several processes at once: with a
-    write-ahead log readers never wait for writers and a commit costs one sync
-    instead of several, which is most of the time a short trial spends on MLflow.
+    MLflow creates its tables on first use; jobs that start at once on a new
+    store would run the same migrations side by side and fail ("duplicate
+    column"), so a file lock makes one of them do it while the others wait.
+    With a write-ahead log readers never wait for writers and a commit costs
+    one sync instead of several, which is most of what a short trial spends on
+    MLflow. Done once per process; both survive in the file.
     """
     if not tracking_uri.startswith("sqlite:///") or tracking_uri in _WAL_CHECKED:
         return
     _WAL_CHECKED.add(tracking_uri)
+    import fcntl
     import sqlite3
 
-    path = tracking_uri.removeprefix("sqlite:///")
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error:
-        pass  # busy right now: another process will have set it, or the next one will
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".init.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _has_tables(path):
+                from mlflow.store.model_registry.sqlalchemy_store import (
+                    SqlAlchemyStore as RegistryStore,
+                )
+                from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+                SqlAlchemyStore(tracking_uri, settings().mlflow_artifact_root())
+                RegistryStore(tracking_uri)
+            with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _has_tables(path: Path) -> bool:
+    import sqlite3
+
+    if not path.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+        found = connection.execute(
+            "select count(*) from sqlite_master where type='table' and name='registered_models'"
+        ).fetchone()
+    return bool(found and found[0])
 
 
 def _quoted(value: str) -> str | None:

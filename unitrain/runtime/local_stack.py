@@ -1,0 +1,296 @@
+"""The local stack: one Prefect API and one Ray per home, shared by the jobs that run there.
+
+Without ``PREFECT_API_URL`` and ``RAY_ADDRESS`` (and without ``unitrain
+serve``), jobs report to a Prefect server and run on a Ray cluster that this
+module starts in one background process, on loopback and on the home's
+database. The first job that needs them starts them; later jobs reuse them and
+do not pay their start-up; ten jobs at once share one Ray instead of starting
+ten. The process stops by itself once no job has used it for
+``UNITRAIN_IDLE_S`` seconds (default 600); ``unitrain stop`` stops it at once.
+
+It runs in a session of its own, so a Ctrl-C meant for a job never reaches
+it. Each job holds a lease (a file named after its process ID) while it runs:
+the stack never stops under a live job, and the lease of a job that was killed
+is dropped when its process is gone. Ray's token authentication protects the
+cluster; the token lives in the home, readable by its owner only.
+
+Run as ``python -m unitrain.runtime.local_stack`` (by :func:`ensure`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitrain.errors import UnitrainError
+from unitrain.settings import settings
+
+__all__ = ["LocalStack", "ensure", "lease", "stop", "ray_auth_environment"]
+
+HOST = "127.0.0.1"
+_CHECK_EVERY_S = 1.0
+# Leases this process holds: depth of nesting (the CLI and the task runner both lease).
+_DEPTH = [0]
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """Where the running stack answers."""
+
+    pid: int
+    api_url: str
+    ray_address: str
+
+
+def _folder() -> Path:
+    folder = settings().home_dir() / "local"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _state_file() -> Path:
+    return _folder() / "stack.json"
+
+
+def ray_auth_environment(*, create: bool = False) -> dict[str, str]:
+    """The variables that let a process join the local Ray (token auth, the home's token).
+
+    The token file is made (readable by its owner only) with ``create``, when a
+    cluster starts: only its path is needed before then.
+    """
+    token = settings().home / "local" / "ray_auth_token"
+    if create and not token.exists():
+        token.parent.mkdir(parents=True, exist_ok=True)
+        temporary = token.with_name(f".ray_auth_token.{os.getpid()}")
+        temporary.write_text(secrets.token_hex(32))
+        temporary.chmod(0o600)
+        os.replace(temporary, token)
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api_url}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def running() -> LocalStack | None:
+    """This home's stack, if it is up and answering."""
+    try:
+        state = json.loads(_state_file().read_text())
+        stack = LocalStack(int(state["pid"]), state["api_url"], state["ray_address"])
+    except (OSError, ValueError, KeyError):
+        return None
+    if not _alive(stack.pid) or not _healthy(stack.api_url):
+        return None
+    return stack
+
+
+def _needs_ray() -> bool:
+    """A job that names a Ray cluster (RAY_ADDRESS) needs only the stack's Prefect API."""
+    return not settings().ray_address
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One process at a time decides whether to start the stack."""
+    with open(_folder() / "start.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def lease() -> Iterator[LocalStack]:
+    """Hold the stack for the duration, starting it if it is not up."""
+    mark = _folder() / "clients" / str(os.getpid())
+    mark.parent.mkdir(exist_ok=True)
+    mark.write_text(str(time.time()))
+    _DEPTH[0] += 1
+    try:
+        yield ensure()
+    finally:
+        _DEPTH[0] -= 1
+        if _DEPTH[0] == 0:
+            mark.unlink(missing_ok=True)
+
+
+def ensure(timeout_s: float = 240.0) -> LocalStack:
+    """This home's stack, started if it is not running (or runs without the Ray it needs)."""
+    with _exclusive():
+        stack = running()
+        if stack is not None and (stack.ray_address or not _needs_ray()):
+            return stack
+        if stack is not None:  # started for a job on another cluster; now Ray is needed
+            stop()
+        return _start(timeout_s)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(timeout_s: float) -> LocalStack:
+    log_dir = settings().logs_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _state_file().unlink(missing_ok=True)
+    with open(log_dir / "local-stack.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unitrain.runtime.local_stack", "--port", str(_free_port())],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a job's terminal must not stop it
+            env={**os.environ, **ray_auth_environment(create=True)},
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UnitrainError(
+                f"the local Prefect API and Ray exited while starting (code "
+                f"{process.returncode}); see {log_dir / 'local-stack.log'}"
+            )
+        stack = running()
+        if stack is not None and stack.pid == process.pid:
+            return stack
+        time.sleep(0.2)
+    process.kill()
+    raise UnitrainError(f"the local Prefect API and Ray did not start within {timeout_s:.0f} s")
+
+
+def stop(timeout_s: float = 30.0) -> bool:
+    """Stop this home's stack if it runs; return whether one was stopped."""
+    try:
+        pid = int(json.loads(_state_file().read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return False
+    if not _alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+# -- the stack's own process ----------------------------------------------------
+
+
+class _Activity:
+    """Wraps the ASGI app to remember when it last served a request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.last = time.monotonic()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            self.last = time.monotonic()
+        await self.app(scope, receive, send)
+
+
+def _live_clients() -> int:
+    count = 0
+    for mark in (_folder() / "clients").glob("*"):
+        try:
+            pid = int(mark.name)
+        except ValueError:
+            continue
+        if _alive(pid):
+            count += 1
+        else:
+            mark.unlink(missing_ok=True)  # a job that was killed
+    return count
+
+
+def _serve(port: int) -> None:
+    import uvicorn
+
+    # Like Prefect's own temporary server: the API only, no UI, no background services.
+    os.environ["PREFECT_UI_ENABLED"] = "0"
+    os.environ["PREFECT__SERVER_EPHEMERAL"] = "1"
+    os.environ["PREFECT__SERVER_FINAL"] = "1"
+    from prefect.server.api.server import create_app
+
+    activity = _Activity(create_app(ephemeral=True, final=True))
+    server = uvicorn.Server(
+        uvicorn.Config(activity, host=HOST, port=port, log_level="error", lifespan="on")
+    )
+    api = threading.Thread(target=server.run, name="prefect-api", daemon=True)
+    api.start()  # Prefect's app and Ray start side by side
+
+    import ray
+
+    from unitrain.runtime.ray_cluster import ray_init_kwargs
+
+    ray_address = ""
+    if _needs_ray():
+        context = ray.init(**ray_init_kwargs(local=True))
+        ray_address = str(context.address_info["gcs_address"])
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    api_url = f"http://{HOST}:{port}/api"
+    while not server.started and api.is_alive():
+        time.sleep(0.05)
+    state = {"pid": os.getpid(), "api_url": api_url, "ray_address": ray_address}
+    temporary = _state_file().with_name(f".stack.json.{os.getpid()}")
+    temporary.write_text(json.dumps(state))
+    os.replace(temporary, _state_file())
+    (_folder() / "clients").mkdir(exist_ok=True)
+    idle_s = settings().idle_s
+    try:
+        while not stopping.wait(_CHECK_EVERY_S) and api.is_alive():
+            if _live_clients() == 0 and time.monotonic() - activity.last > idle_s:
+                break
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(_state_file().read_text()).get("pid") == os.getpid():
+                _state_file().unlink()
+        server.should_exit = True
+        if ray.is_initialized():
+            ray.shutdown()
+        api.join(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="unitrain's local Prefect API and Ray")
+    parser.add_argument("--port", type=int, required=True)
+    _serve(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()
