@@ -257,8 +257,8 @@ def _serve(port: int) -> None:
 
     ray_address = ""
     if _needs_ray():
-        context = ray.init(**ray_init_kwargs(local=True))
-        ray_address = str(context.address_info["gcs_address"])
+        ray.init(**ray_init_kwargs(local=True))
+        ray_address = str(ray.get_runtime_context().gcs_address)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     api_url = f"http://{HOST}:{port}/api"
