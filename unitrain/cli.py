@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from unitrain.errors import JobValidationError, UnitrainError
 from unitrain.settings import configure_environment, enable_local_ray_auth, settings
+from unitrain.stores.retry import scrub
 
 if TYPE_CHECKING:
     from unitrain.job.plan import JobPlan
@@ -44,12 +45,17 @@ def _interruption(error: BaseException) -> int:
     return 0
 
 
+_MAX_JOB_BYTES = 10_000_000
+
+
 def _read_job(path: str) -> Any:
     source = sys.stdin.read() if path == "-" else None
     try:
         text = source if source is not None else Path(path).read_text()
     except OSError as error:
         raise JobValidationError(f"job file {path!r}: {error.strerror}") from None
+    if len(text) > _MAX_JOB_BYTES:
+        raise JobValidationError(f"job file {path!r} is larger than {_MAX_JOB_BYTES} bytes")
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -57,6 +63,8 @@ def _read_job(path: str) -> Any:
             f"job file {path!r} is not valid JSON: {error.msg} at line {error.lineno}, "
             f"column {error.colno}"
         ) from None
+    except RecursionError:
+        raise JobValidationError(f"job file {path!r} is nested too deeply to read") from None
 
 
 @contextlib.contextmanager
@@ -362,10 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except JobValidationError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {scrub(str(error))}", file=sys.stderr)
         return EXIT_INVALID
     except UnitrainError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {scrub(str(error))}", file=sys.stderr)
         return EXIT_FAILED
     except BaseException as error:
         code = _interruption(error)

@@ -20,10 +20,14 @@ class JobValidationError(UnitrainError):
         problems: one line per problem, each naming the field and the rule.
     """
 
+    #: a problem line longer than this is cut (it may quote a huge value)
+    MAX_LINE = 500
+
     def __init__(self, problems: list[str] | str) -> None:
         if isinstance(problems, str):
             problems = [problems]
-        super().__init__(list(problems))
+        lines = [p if len(p) <= self.MAX_LINE else p[: self.MAX_LINE] + "..." for p in problems]
+        super().__init__(lines)
 
     @property
     def problems(self) -> list[str]:

@@ -26,7 +26,6 @@ __all__ = [
     "configure_environment",
     "enable_local_ray_auth",
     "settings",
-    "worker_environment",
 ]
 
 
@@ -76,11 +75,32 @@ VARIABLES: tuple[Variable, ...] = (
         "600",
         "seconds the local Prefect API and Ray (started by the first job) stay up unused",
     ),
+    Variable(
+        "UNITRAIN_MAX_TRIALS", "10000", "the most trials one job may ask for (grids included)"
+    ),
+    Variable(
+        "UNITRAIN_DATASET_ROOTS",
+        "anywhere",
+        "folders (separated by ':') that `unitrain datasets add` may register files from",
+    ),
+    Variable(
+        "UNITRAIN_DATASET_SCHEMES",
+        "file,bundled,s3,gs,gcs,az,abfs,http,https",
+        "URI schemes `unitrain datasets add` accepts",
+    ),
     Variable("UNITRAIN_RAY_NUM_CPUS", "all cores", "CPUs of the local Ray a job starts"),
+    Variable(
+        "UNITRAIN_WORKER_SECRETS",
+        "(set by unitrain)",
+        "in a Ray worker: the file holding the job's credentials, readable by its owner only",
+    ),
     Variable("UNITRAIN_RAY_DASHBOARD", "0", "1 starts the local Ray's dashboard"),
 )
 
 _KNOWN = {v.name for v in VARIABLES}
+
+
+_DEFAULT_SCHEMES = "file,bundled,s3,gs,gcs,az,abfs,http,https"
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -120,9 +140,13 @@ class Settings:
     mlflow_ui_url: str
     upload_parallelism: int
     store_retry_s: float
+    max_trials: int
+    dataset_roots: tuple[Path, ...]
+    dataset_schemes: frozenset[str]
     idle_s: float
     ray_num_cpus: int | None
     ray_dashboard: bool
+    worker_secrets_file: str | None
     #: the real servers, when configured (else the embedded defaults are used)
     mlflow_tracking_uri_configured: str | None
     ray_address: str | None
@@ -149,9 +173,21 @@ class Settings:
             ),
             upload_parallelism=_positive_int(environ, "UNITRAIN_UPLOAD_PARALLELISM", 2),
             store_retry_s=_seconds(environ, "UNITRAIN_STORE_RETRY_S", 60.0),
+            max_trials=_positive_int(environ, "UNITRAIN_MAX_TRIALS", 10_000),
+            dataset_roots=tuple(
+                Path(p).expanduser().resolve()
+                for p in environ.get("UNITRAIN_DATASET_ROOTS", "").split(os.pathsep)
+                if p.strip()
+            ),
+            dataset_schemes=frozenset(
+                s.strip().lower()
+                for s in (environ.get("UNITRAIN_DATASET_SCHEMES") or _DEFAULT_SCHEMES).split(",")
+                if s.strip()
+            ),
             idle_s=_seconds(environ, "UNITRAIN_IDLE_S", 600.0),
             ray_num_cpus=_positive_int(environ, "UNITRAIN_RAY_NUM_CPUS", 1) if cpus else None,
             ray_dashboard=environ.get("UNITRAIN_RAY_DASHBOARD", "").strip() == "1",
+            worker_secrets_file=environ.get("UNITRAIN_WORKER_SECRETS") or None,
             mlflow_tracking_uri_configured=environ.get("MLFLOW_TRACKING_URI") or None,
             ray_address=environ.get("RAY_ADDRESS") or None,
             prefect_api_url=environ.get("PREFECT_API_URL") or None,
@@ -247,17 +283,3 @@ def enable_local_ray_auth() -> None:
 
     for name, value in ray_auth_environment(create=True).items():
         os.environ.setdefault(name, value)
-
-
-# Variables a Ray worker on another machine needs to reach the same stores as
-# the driver (tracking URI and credentials, Prefect API and auth, unitrain's own).
-_FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_")
-
-
-def worker_environment() -> dict[str, str]:
-    """The variables to hand to Ray workers on a remote cluster."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name.startswith(_FORWARDED_PREFIXES) and value and name != "PREFECT_HOME"
-    }

@@ -25,7 +25,7 @@ class Hyperparameters(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     dropout_rate: float = Field(default=0.0, ge=0, lt=1)
     hidden_units: int = Field(default=64, ge=1, le=4096)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     report_every: int = Field(default=1, ge=1, description="epochs between metric reports")
 
 

@@ -31,8 +31,8 @@ class Hyperparameters(BaseModel):
 
     x: float = 0.0
     y: float = 0.0
-    work_s: float = Field(default=0.0, ge=0)
-    steps: int = Field(default=1, ge=1, description="intermediate reports (for schedulers)")
+    work_s: float = Field(default=0.0, ge=0, le=86_400)
+    steps: int = Field(default=1, ge=1, le=100_000, description="intermediate reports")
     fail: bool = False
     kill_self: bool = False
     kill_once: bool = False

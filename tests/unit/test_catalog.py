@@ -83,3 +83,59 @@ def test_a_bundled_dataset_can_take_another_id(home):
         assert arrays["X"].shape == (1797, 64)
     with pytest.raises(NotFoundError, match="bundled datasets are"):
         catalog.add("bundled:mnist", id=457)
+
+
+@pytest.mark.parametrize(
+    "reference", ["/tmp/../etc/shadow", "http://169.254.169.254/latest", "memory://x", "a/b"]
+)
+def test_a_job_names_catalogued_datasets_only(home, reference):
+    from unitrain.errors import JobValidationError
+    from unitrain.job.plan import plan_job
+
+    with pytest.raises(JobValidationError, match="never a path or URL"):
+        plan_job({"name": "j", "dataset": reference, "hyperparameter": {"epochs": 1}})
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("memory://x", "scheme 'memory' is not allowed"),
+        ("simplecache::http://example.org/data.npz", "chained fsspec URLs are not accepted"),
+        ("https://user:secret@example.org/data.npz", "credentials in a URI are refused"),
+        ("ftp://example.org/data.npz", "scheme 'ftp' is not allowed"),
+    ],
+)
+def test_sources_outside_the_allowed_schemes_are_refused(home, source, message):
+    with pytest.raises(UnitrainError, match=message) as raised:
+        DatasetCatalog().add(source)
+    assert "secret" not in str(raised.value)
+    assert DatasetCatalog().entries()[2:] == []
+
+
+def test_roots_limit_what_can_be_added_after_resolving_links(home, tmp_path, monkeypatch):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    inside = make_npz(allowed / "ok.npz")
+    outside = make_npz(tmp_path / "outside.npz")
+    (allowed / "link.npz").symlink_to(outside)
+    monkeypatch.setenv("UNITRAIN_DATASET_ROOTS", str(allowed))
+    catalog = DatasetCatalog()
+    assert catalog.add(str(inside)).name == "ok.npz"
+    for sneaky in (allowed / "link.npz", allowed / ".." / "outside.npz"):
+        with pytest.raises(UnitrainError, match="is outside the allowed folders"):
+            catalog.add(str(sneaky))
+
+
+def test_cached_copies_are_readable_by_their_owner_only(home, tmp_path):
+    import stat
+
+    source = make_npz(tmp_path / "open.npz")
+    source.chmod(0o644)
+    catalog = DatasetCatalog()
+    dataset = catalog.prepare(catalog.add(str(source)))
+    path = Path(dataset.path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "datasets" / "cache").stat().st_mode) == 0o700
+    bundled = Path(catalog.prepare(catalog.get(1)).path)
+    assert stat.S_IMODE(bundled.stat().st_mode) == 0o600

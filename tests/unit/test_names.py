@@ -46,3 +46,24 @@ def test_job_folder_stays_inside_root(tmp_path: Path):
     assert job_folder(tmp_path, "job%3A1") == tmp_path.resolve() / "job%3A1"
     with pytest.raises(ValueError, match="inside"):
         job_folder(tmp_path, "../outside")
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("job\u202eevil", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        ("jo\u200bb", "U+200B (ZERO WIDTH SPACE)"),
+        ("jo\u200db", "U+200D (ZERO WIDTH JOINER)"),
+        ("job\u00a0one", "U+00A0 (NO-BREAK SPACE)"),
+        ("a\u2028b", "U+2028 (LINE SEPARATOR)"),
+    ],
+)
+def test_names_that_could_pass_for_another_are_refused(name, shown):
+    with pytest.raises(ValueError, match="invisible or direction-changing") as raised:
+        encode_job_name(name)
+    assert shown in str(raised.value)
+
+
+def test_names_are_normalised_so_one_name_has_one_form():
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    assert encode_job_name(decomposed) == encode_job_name(composed) == composed

@@ -226,3 +226,36 @@ def test_every_problem_is_reported_once():
     with pytest.raises(JobValidationError) as caught:
         validate_params({"name": "x", "dataset": 1, "hyperparameter": {}, "a": 1, "b": 2})
     assert len(caught.value.problems) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_cpus": 1e-9}, "num_cpus: Ray counts resources in steps of 0.0001, got 1e-09"),
+        ({"num_gpus": 0.33333}, "num_gpus: Ray counts resources in steps of 0.0001"),
+        ({"num_cpus": 1e30}, "num_cpus: Input should be less than or equal to 1000000"),
+    ],
+)
+def test_resources_that_ray_would_refuse_are_refused_first(change, message):
+    with pytest.raises(JobValidationError, match=message):
+        validate_params({**copy.deepcopy(TUNING), **change})
+    assert validate_params({**copy.deepcopy(TUNING), "num_cpus": 0.5, "num_gpus": 0.25})
+
+
+def test_trial_counts_have_a_cap(monkeypatch):
+    job = copy.deepcopy(TUNING)
+    job["tune_config"]["num_samples"] = 50_000
+    with pytest.raises(JobValidationError, match="at most 10000 trials per job"):
+        validate_params(job)
+    job["tune_config"]["num_samples"] = 1e30
+    with pytest.raises(JobValidationError, match="^invalid job: tune_config.num_samples: "):
+        validate_params(job)
+    monkeypatch.setenv("UNITRAIN_MAX_TRIALS", "20")
+    grid = copy.deepcopy(TUNING)
+    grid["hyperparameters"] = [
+        {"name": "a", "type": "grid_search", "options": list(range(5))},
+        {"name": "b", "type": "grid_search", "options": list(range(5))},
+    ]
+    grid["tune_config"]["num_samples"] = None
+    with pytest.raises(JobValidationError, match="the grid has 25 points; at most 20 trials"):
+        validate_params(grid)

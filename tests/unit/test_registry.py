@@ -62,3 +62,22 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
     assert int(alias.version) == model_id
     assert best_alias("tuned-job") == "best-tuned-job"
     assert best_alias("tuned job") != best_alias("tuned_job")
+
+
+def test_an_unreachable_store_is_not_a_missing_model_and_its_password_stays_hidden(
+    home, monkeypatch
+):
+    import socket
+
+    from unitrain.errors import StoreUnavailableError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("UNITRAIN_STORE_RETRY_S", "1")
+    registry = ModelRegistry(tracking_uri=f"http://user:hunter2@127.0.0.1:{port}")
+    with pytest.raises(StoreUnavailableError) as raised:
+        registry.get(5)
+    message = str(raised.value)
+    assert "could not be reached" in message and f"http://***@127.0.0.1:{port}" in message
+    assert "hunter2" not in message and "does not exist" not in message

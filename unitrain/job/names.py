@@ -10,6 +10,7 @@ not rewritten, so the name a user sees is the name that was stored.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 __all__ = ["MAX_NAME_LENGTH", "encode_job_name", "check_job_name", "job_folder"]
@@ -22,8 +23,13 @@ _ENCODED = {"%": "%25", ":": "%3A", ",": "%2C"}  # '%' first
 
 
 def check_job_name(name: str) -> str:
-    """Return ``name`` stripped of surrounding blanks, or raise ``ValueError`` naming the rule."""
-    stripped = name.strip()
+    """Return ``name`` normalised (NFC, blanks stripped), or raise ``ValueError`` naming the rule.
+
+    Characters that change how a name looks without being seen (zero-width
+    and bidirectional controls, other format characters, odd spaces) are
+    refused, so that one name cannot pass for another in a list.
+    """
+    stripped = unicodedata.normalize("NFC", name).strip()
     if not stripped:
         raise ValueError("must not be blank")
     if len(stripped) > MAX_NAME_LENGTH:
@@ -32,6 +38,10 @@ def check_job_name(name: str) -> str:
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise ValueError(f"must not contain control characters, got {shown}")
+    invisible = sorted({c for c in stripped if _invisible(c)})
+    if invisible:
+        shown = ", ".join(f"U+{ord(c):04X} ({unicodedata.name(c, 'unnamed')})" for c in invisible)
+        raise ValueError(f"must not contain invisible or direction-changing characters: {shown}")
     for separator in ("/", "\\"):
         if separator in stripped:
             raise ValueError(f"must not contain {separator!r}: a job name is not a path")
@@ -43,6 +53,12 @@ def check_job_name(name: str) -> str:
             f"is {len(stored)} bytes once stored; at most {_MAX_STORED_BYTES} fit a folder name"
         )
     return stripped
+
+
+def _invisible(char: str) -> bool:
+    """Format characters (Cf: bidi and zero-width controls), separators other than a space."""
+    category = unicodedata.category(char)
+    return category == "Cf" or category in ("Zl", "Zp") or (category == "Zs" and char != " ")
 
 
 def _encode(name: str) -> str:

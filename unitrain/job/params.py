@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unitrain.errors import JobValidationError
 from unitrain.job.names import check_job_name, encode_job_name
 from unitrain.job.search_space import SearchSpaceEntry
+from unitrain.settings import settings
 
 __all__ = [
     "LATEST",
@@ -80,7 +81,7 @@ class TuneConfig(_Strict):
     metric: str = Field(min_length=1)
     mode: Literal["max", "min"] = "max"
     num_samples: int | None = Field(default=None, ge=1)
-    max_concurrent_trials: int | None = Field(default=None, ge=1)
+    max_concurrent_trials: int | None = Field(default=None, ge=1, le=100_000)
     seed: int | None = None
     #: how many times a failed trial is run again (Ray Tune's FailureConfig.max_failures)
     max_failures: int = Field(default=0, ge=0, le=100)
@@ -90,6 +91,14 @@ class TuneConfig(_Strict):
     trial_timeout_s: float | None = Field(default=None, gt=0, le=1e8)
     search_alg: SearchAlgConfig = Field(default_factory=SearchAlgConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+
+    @field_validator("num_samples")
+    @classmethod
+    def _within_the_cap(cls, value: int | None) -> int | None:
+        cap = settings().max_trials
+        if value is not None and value > cap:
+            raise ValueError(f"at most {cap} trials per job (UNITRAIN_MAX_TRIALS), got {value}")
+        return value
 
     @field_validator("search_alg", "scheduler", mode="before")
     @classmethod
@@ -105,8 +114,8 @@ class TrainParams(_Strict):
     dataset: int | str
     checkpoint: int | str | None = None
     is_tune: bool = False
-    num_cpus: float | None = Field(default=None, gt=0)
-    num_gpus: float | None = Field(default=None, ge=0)
+    num_cpus: float | None = Field(default=None, gt=0, le=1_000_000)
+    num_gpus: float | None = Field(default=None, ge=0, le=100_000)
     hyperparameter: dict[str, Any] | None = None
     hyperparameters: list[SearchSpaceEntry] | None = None
     tune_config: TuneConfig | None = None
@@ -156,6 +165,14 @@ class TrainParams(_Strict):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return check_job_name(value)
+
+    @field_validator("num_cpus", "num_gpus")
+    @classmethod
+    def _in_ray_steps(cls, value: float | None) -> float | None:
+        # Ray counts resources in steps of 0.0001 and refuses finer requests at run time.
+        if value is not None and value and abs(value * 10_000 - round(value * 10_000)) > 1e-6:
+            raise ValueError(f"Ray counts resources in steps of 0.0001, got {value!r}")
+        return value
 
     @field_validator("dataset")
     @classmethod
@@ -212,6 +229,12 @@ class TrainParams(_Strict):
                 "give each name in one place only"
             )
         grid = self.grid_size
+        cap = settings().max_trials
+        if grid > cap:
+            raise ValueError(
+                f"hyperparameters: the grid has {grid} points; at most {cap} trials per job "
+                "(UNITRAIN_MAX_TRIALS)"
+            )
         samples = self.tune_config.num_samples
         if grid > 1 and samples is not None and samples % grid:
             raise ValueError(
@@ -293,10 +316,34 @@ def _format(error: ValidationError, data: Any) -> list[str]:
     return lines
 
 
+#: how deep a job's JSON may nest, and how many values it may hold: far above any
+#: real job, far below what would make validation slow or recurse without end
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
+
+
+def check_shape(document: Any, where: str = "job") -> None:
+    """Refuse a document nested too deep or too large, without recursing into it."""
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise JobValidationError(f"{where}: holds more than {MAX_VALUES} values")
+        if depth > MAX_DEPTH:
+            raise JobValidationError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((child, depth + 1) for child in value)
+
+
 def validate_params(params: dict[str, Any]) -> TrainParams:
     """Validate a params object, raising :class:`JobValidationError` with readable lines."""
     if not isinstance(params, dict):
         raise JobValidationError(f"params: expected a JSON object, got {type(params).__name__}")
+    check_shape(params, "params")
     try:
         return TrainParams.model_validate(params)
     except ValidationError as error:
@@ -307,6 +354,7 @@ def parse_job(document: Any) -> Job:
     """Accept the job envelope (``train`` or the deprecated ``tune``) or bare params."""
     if not isinstance(document, dict):
         raise JobValidationError(f"job: expected a JSON object, got {type(document).__name__}")
+    check_shape(document)
     notes: list[str] = []
     if "action" in document or "params" in document:
         unknown = sorted(set(document) - {"action", "params", "plugin"})

@@ -171,7 +171,8 @@ def _start(timeout_s: float) -> LocalStack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a job's terminal must not stop it
-            env={**os.environ, **ray_auth_environment(create=True)},
+            # It needs no credentials, so it gets none (its Ray's workers inherit its environment).
+            env={**_without_secrets(os.environ), **ray_auth_environment(create=True)},
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -186,6 +187,12 @@ def _start(timeout_s: float) -> LocalStack:
         time.sleep(0.2)
     process.kill()
     raise UnitrainError(f"the local Prefect API and Ray did not start within {timeout_s:.0f} s")
+
+
+def _without_secrets(environ: Any) -> dict[str, str]:
+    from unitrain.runtime.worker_env import is_secret
+
+    return {name: value for name, value in environ.items() if not is_secret(name, value)}
 
 
 def stop(timeout_s: float = 30.0) -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 from prefect_ray import RayTaskRunner
 
 from unitrain.runtime import interrupts
-from unitrain.settings import settings, worker_environment
+from unitrain.runtime.worker_env import load_worker_secrets, public_environment, worker_secrets
+from unitrain.settings import settings
 
 __all__ = ["UnitrainTaskRunner", "ray_init_kwargs", "result_of", "worker_death"]
 
@@ -36,7 +37,7 @@ def ray_init_kwargs(*, local: bool = False) -> dict[str, Any]:
         kwargs["include_dashboard"] = config.ray_dashboard
         kwargs["num_cpus"] = config.local_cpus()
     else:
-        kwargs["runtime_env"] = {"env_vars": worker_environment()}
+        kwargs["runtime_env"] = {"env_vars": public_environment()}
     return kwargs
 
 
@@ -57,6 +58,9 @@ class UnitrainTaskRunner(RayTaskRunner):
 
         if self._configured_kwargs is None:
             self.init_kwargs = ray_init_kwargs()
+            # Secrets reach the workers in a file, never in Ray's runtime environment.
+            pointer = self._leases.enter_context(worker_secrets())
+            self.init_kwargs["runtime_env"]["env_vars"].update(pointer)
         if self.address is None and not ray.is_initialized():
             self.address = settings().ray_address or self._local_ray()
         super().__enter__()
@@ -78,6 +82,7 @@ class UnitrainTaskRunner(RayTaskRunner):
         without letting Python exit cleanly: what Prefect buffered in them would
         be lost.
         """
+        load_worker_secrets()
         try:
             return RayTaskRunner._run_prefect_task(*args, **kwargs)
         finally:

@@ -5,6 +5,13 @@ ID (to keep the IDs of another platform) or take the next free one. The
 bundled demo datasets are always present. Preparing a dataset copies it into a
 local cache, reporting progress, and checks its SHA-256 against the digest
 recorded when it was added.
+
+A job names a catalogued dataset, never a path or a URL: sources enter the
+catalog only through ``unitrain datasets add``, an operator's action, which
+``UNITRAIN_DATASET_ROOTS`` (folders) and ``UNITRAIN_DATASET_SCHEMES`` (URI
+schemes) can limit. Paths are resolved (symlinks, ``..``) before they are
+checked, URIs with credentials in them are refused (credentials belong in
+the environment), and cached copies are readable by their owner only.
 """
 
 from __future__ import annotations
@@ -84,9 +91,13 @@ class DatasetCatalog:
         for entry in self.entries():
             if entry.id == ref or entry.name == ref:
                 return entry
-        if isinstance(ref, str) and ("://" in ref or ref.startswith("/")):
-            return CatalogEntry(id=-1, name=ref, uri=_normalise_uri(ref))
-        known = ", ".join(f"{e.id} ({e.name})" for e in self.entries())
+        known = ", ".join(f"{e.id} ({e.name})" for e in self.entries()[:20])
+        if isinstance(ref, str) and ("://" in ref or "::" in ref or "/" in ref):
+            raise NotFoundError(
+                f"dataset {ref[:200]!r} is not in the catalog: a job names a catalogued "
+                "dataset (ID or name), never a path or URL; an operator adds sources with: "
+                "unitrain datasets add SOURCE --id N"
+            )
         raise NotFoundError(
             f"dataset {ref!r} is not in the catalog; known datasets: {known}. "
             "Add one with: unitrain datasets add SOURCE --id N"
@@ -97,6 +108,7 @@ class DatasetCatalog:
     def add(self, source: str, *, id: int | None = None, name: str | None = None) -> CatalogEntry:
         """Register ``source`` (a local path or a URI) and return its entry."""
         uri = _normalise_uri(source)
+        check_source_allowed(uri)
         if uri.startswith(BUNDLED_SCHEME + ":"):
             bundled = {n for n, _ in BUNDLED_DATASETS.values()}
             if uri.split(":", 1)[1] not in bundled:
@@ -143,9 +155,11 @@ class DatasetCatalog:
 
     def prepare(self, entry: CatalogEntry, *, progress: ProgressCallback | None = None) -> Dataset:
         """Copy ``entry`` into the local cache (once) and check its digest."""
+        check_source_allowed(entry.uri)  # the rules may have tightened since it was added
         report = progress or (lambda done, total: None)
         cache = self.root / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cache.chmod(0o700)
         if entry.uri.startswith(BUNDLED_SCHEME + ":"):
             path = _materialise_bundled(entry.uri.split(":", 1)[1], cache)
             digest, size = _digest(path)
@@ -179,6 +193,7 @@ class DatasetCatalog:
                     "register it again to accept the new content"
                 )
             (staging / ".sha256").write_text(digest)
+            _owner_only(staging)
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)  # atomic: a half-copied dataset is never used
@@ -207,6 +222,38 @@ class DatasetCatalog:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def check_source_allowed(uri: str) -> None:
+    """Refuse a source outside ``UNITRAIN_DATASET_ROOTS`` / ``UNITRAIN_DATASET_SCHEMES``."""
+    if uri.startswith(BUNDLED_SCHEME + ":"):
+        return
+    config = settings()
+    if "::" in uri:
+        raise UnitrainError(
+            f"dataset source {uri[:200]!r}: chained fsspec URLs are not accepted; name one location"
+        )
+    parsed = urlparse(uri)
+    if parsed.username or parsed.password:
+        raise UnitrainError(
+            "dataset source: credentials in a URI are refused (they would be stored and "
+            "shown); put them in the environment or the storage's own configuration"
+        )
+    scheme = parsed.scheme or "file"
+    if scheme not in config.dataset_schemes:
+        raise UnitrainError(
+            f"dataset source: scheme {scheme!r} is not allowed; allowed: "
+            f"{', '.join(sorted(config.dataset_schemes))} (UNITRAIN_DATASET_SCHEMES)"
+        )
+    local = _local_path(uri)
+    if local is not None and config.dataset_roots:
+        resolved = local.resolve()
+        if not any(resolved.is_relative_to(root) for root in config.dataset_roots):
+            roots = ", ".join(str(r) for r in config.dataset_roots)
+            raise UnitrainError(
+                f"dataset source {str(resolved)!r} is outside the allowed folders ({roots}; "
+                "UNITRAIN_DATASET_ROOTS)"
+            )
 
 
 def _normalise_uri(source: str) -> str:
@@ -273,6 +320,13 @@ def _copy(uri: str, staging: Path, report: ProgressCallback) -> Path:
     return destination
 
 
+def _owner_only(folder: Path) -> None:
+    """Cached data is readable by its owner only, whatever the source's permissions were."""
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def _materialise_bundled(name: str, cache: Path) -> Path:
     """Write a bundled scikit-learn dataset as ``X``/``y`` arrays in an ``.npz`` file."""
     path = cache / f"bundled-{name}.npz"
@@ -285,5 +339,6 @@ def _materialise_bundled(name: str, cache: Path) -> Path:
     bunch = loader()
     temporary = cache / f".bundled-{name}-{os.getpid()}.npz"
     np.savez(temporary, X=bunch.data.astype("float32"), y=bunch.target.astype("int64"))
+    temporary.chmod(0o600)
     os.replace(temporary, path)
     return path

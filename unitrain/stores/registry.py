@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from unitrain.errors import NotFoundError, StoreUnavailableError
 from unitrain.settings import settings
-from unitrain.stores.retry import RetryingClient, is_transient, masked_uri, retrying
+from unitrain.stores.retry import RetryingClient, is_transient, masked_uri, retrying, scrub
 
 if TYPE_CHECKING:
     from unitrain.plugin_api import Checkpoint
@@ -276,7 +276,7 @@ class ModelRegistry:
         except MlflowException as error:
             if error.error_code != "RESOURCE_DOES_NOT_EXIST" and is_transient(error):
                 raise StoreUnavailableError(
-                    f"the MLflow store at {self.shown_uri} could not be read: {error}"
+                    f"the MLflow store at {self.shown_uri} could not be read: {scrub(str(error))}"
                 ) from None
             if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise StoreUnavailableError(

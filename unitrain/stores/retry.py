@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from unitrain.errors import StoreUnavailableError
 from unitrain.settings import settings
 
-__all__ = ["RetryingClient", "is_transient", "masked_uri", "retrying"]
+__all__ = ["RetryingClient", "is_transient", "masked_uri", "retrying", "scrub"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -59,6 +60,14 @@ def masked_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/\s@]+@")
+
+
+def scrub(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked (``scheme://***@host``)."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` is one a retry a little later may not see."""
     code = getattr(error, "error_code", None)
@@ -85,7 +94,8 @@ def retrying(call: Callable[[], T], *, store: str, what: str, budget_s: float | 
                 raise
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                cause = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+                text = scrub(str(error)).strip()
+                cause = text.splitlines()[0][:300] if text else ""
                 raise StoreUnavailableError(
                     f"the MLflow store at {masked_uri(store)} could not be reached "
                     f"(or stayed busy) for {budget:g} s while {what}: "

@@ -53,10 +53,12 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
 
         from unitrain.plugin_loader import load_plugin
         from unitrain.plugin_runner import PluginCall, run_plugin
+        from unitrain.runtime.worker_env import load_worker_secrets
         from unitrain.stores.catalog import DatasetCatalog
         from unitrain.stores.registry import ModelRegistry
         from unitrain.tune.results import TrialResult
 
+        load_worker_secrets()
         plan = setup.plan
         metric = plan.config.metric
         trial_id = tune.get_context().get_trial_id()
