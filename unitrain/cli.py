@@ -250,10 +250,13 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from unitrain.runtime.serve import LocalStack, serve_forever
+    from unitrain.runtime.serve import ServedStack, serve_forever
 
-    stack = LocalStack(
-        prefect_port=args.prefect_port, mlflow_port=args.mlflow_port, with_mlflow=not args.no_mlflow
+    stack = ServedStack(
+        prefect_port=args.prefect_port,
+        mlflow_port=args.mlflow_port,
+        with_mlflow=not args.no_mlflow,
+        host=args.host,
     )
     serve_forever(stack, deploy=args.deploy)
     return 0
@@ -336,6 +339,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve", help="run the Prefect server and UI, a worker and the MLflow UI until Ctrl-C"
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: loopback only; anything else is reachable from "
+        "the network and is said so, with what protects it)",
     )
     serve.add_argument("--prefect-port", type=int, default=4200)
     serve.add_argument("--mlflow-port", type=int, default=5000)

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-def unitrain(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def unitrain(
+    home: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -24,6 +26,7 @@ def unitrain(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env.update(
         UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="5"
     )
+    env.update(extra_env or {})
     command = [sys.executable, "-m", "unitrain.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 

@@ -25,7 +25,7 @@ from unitrain.errors import UnitrainError
 from unitrain.runtime.prefect_server import server_file
 from unitrain.settings import settings
 
-__all__ = ["LocalStack", "PROJECT_DIR", "WORK_POOL"]
+__all__ = ["ServedStack", "PROJECT_DIR", "WORK_POOL", "protection_notice"]
 
 # The checkout the deployments run from (prefect.yaml lives there).
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -34,17 +34,30 @@ HOST = "127.0.0.1"
 
 
 @dataclass
-class LocalStack:
+class ServedStack:
+    """The processes ``unitrain serve`` runs, on ``host`` (loopback unless asked otherwise)."""
+
     prefect_port: int = 4200
     mlflow_port: int = 5000
     pool: str = WORK_POOL
     with_mlflow: bool = True
+    host: str = HOST
     log_dir: Path = field(default_factory=lambda: settings().logs_dir)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
+    def exposed(self) -> bool:
+        """Whether the stack listens beyond this machine's loopback."""
+        return self.host not in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def _reachable_host(self) -> str:
+        # A stack bound to every interface is still reached here on loopback.
+        return HOST if self.host in ("0.0.0.0", "::") else self.host
+
+    @property
     def prefect_ui(self) -> str:
-        return f"http://{HOST}:{self.prefect_port}"
+        return f"http://{self._reachable_host}:{self.prefect_port}"
 
     @property
     def api_url(self) -> str:
@@ -52,7 +65,7 @@ class LocalStack:
 
     @property
     def mlflow_ui(self) -> str:
-        return f"http://{HOST}:{self.mlflow_port}"
+        return f"http://{self._reachable_host}:{self.mlflow_port}"
 
     def environment(self) -> dict[str, str]:
         """What every process of the stack (and every flow run) sees."""
@@ -78,9 +91,9 @@ class LocalStack:
                 "unset it, or start only a worker against that server "
                 f"(prefect worker start --pool {self.pool})"
             )
-        _require_free(self.prefect_port, "--prefect-port")
+        _require_free(self.host, self.prefect_port, "--prefect-port")
         if self.with_mlflow:
-            _require_free(self.mlflow_port, "--mlflow-port")
+            _require_free(self.host, self.mlflow_port, "--mlflow-port")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._spawn(
@@ -91,7 +104,7 @@ class LocalStack:
                     "server",
                     "start",
                     "--host",
-                    HOST,
+                    self.host,
                     "--port",
                     str(self.prefect_port),
                 ],
@@ -146,7 +159,7 @@ class LocalStack:
                         "--default-artifact-root",
                         settings().mlflow_artifact_root(),
                         "--host",
-                        HOST,
+                        self.host,
                         "--port",
                         str(self.mlflow_port),
                         "--workers",
@@ -202,15 +215,15 @@ class LocalStack:
             )
 
 
-def _require_free(port: int, option: str) -> None:
+def _require_free(host: str, port: int, option: str) -> None:
     import socket
 
     with socket.socket() as probe:
         try:
-            probe.bind((HOST, port))
+            probe.bind((host, port))
         except OSError:
             raise UnitrainError(
-                f"port {port} on {HOST} is taken; choose another with {option}"
+                f"port {port} on {host} is taken; choose another with {option}"
             ) from None
 
 
@@ -245,7 +258,29 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(stack: LocalStack, *, deploy: bool) -> None:
+def protection_notice(stack: ServedStack) -> str:
+    """What protects the stack's APIs, said before anyone relies on it."""
+    prefect = (
+        "basic authentication (PREFECT_SERVER_API_AUTH_STRING)"
+        if os.environ.get("PREFECT_SERVER_API_AUTH_STRING")
+        else "NOTHING: anyone who reaches it can run jobs (set PREFECT_SERVER_API_AUTH_STRING)"
+    )
+    mlflow = (
+        "its own authentication (MLFLOW_AUTH_CONFIG_PATH)"
+        if os.environ.get("MLFLOW_AUTH_CONFIG_PATH")
+        else "NOTHING: anyone who reaches it can read and change models"
+    )
+    lines = [
+        f"unitrain serve listens on {stack.host}, beyond this machine's loopback.",
+        f"  Prefect API: protected by {prefect}",
+    ]
+    if stack.with_mlflow:
+        lines.append(f"  MLflow:      protected by {mlflow}")
+    lines.append("  See the README's Security section before exposing it to a network.")
+    return "\n".join(lines)
+
+
+def serve_forever(stack: ServedStack, *, deploy: bool) -> None:
     """Start the stack, say where to look, and stop it all on Ctrl-C or SIGTERM."""
     stopping = False
 
@@ -255,6 +290,8 @@ def serve_forever(stack: LocalStack, *, deploy: bool) -> None:
 
     # Until the stack is up, Ctrl-C interrupts start(), which stops what it started.
     signal.signal(signal.SIGTERM, _interrupt)
+    if stack.exposed:
+        print(protection_notice(stack), file=sys.stderr, flush=True)
     print("starting the Prefect server, a worker and the MLflow UI ...", file=sys.stderr)
     stack.start()
     try:

@@ -27,7 +27,17 @@ from unitrain.settings import settings
 __all__ = ["is_secret", "load_worker_secrets", "public_environment", "worker_secrets"]
 
 _FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_")
-_SECRET_WORDS = ("PASSWORD", "PASSWD", "TOKEN", "SECRET", "KEY", "AUTH", "CREDENTIAL", "PRIVATE")
+_SECRET_WORDS = (
+    "PASSWORD",
+    "PASSWD",
+    "USERNAME",
+    "TOKEN",
+    "SECRET",
+    "KEY",
+    "AUTH",
+    "CREDENTIAL",
+    "PRIVATE",
+)
 # Where each process's own state lives: never a worker's business.
 _NOT_FORWARDED = {"PREFECT_HOME", "UNITRAIN_WORKER_SECRETS"}
 
