@@ -252,6 +252,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from unitrain.runtime.serve import ServedStack, serve_forever
 
+    enable_local_ray_auth()  # its worker's flow runs join the local Ray
+
     stack = ServedStack(
         prefect_port=args.prefect_port,
         mlflow_port=args.mlflow_port,
