@@ -26,7 +26,8 @@ class JobValidationError(UnitrainError):
     def __init__(self, problems: list[str] | str) -> None:
         if isinstance(problems, str):
             problems = [problems]
-        lines = [p if len(p) <= self.MAX_LINE else p[: self.MAX_LINE] + "..." for p in problems]
+        lines = [_printable(p) for p in problems]
+        lines = [p if len(p) <= self.MAX_LINE else p[: self.MAX_LINE] + "..." for p in lines]
         super().__init__(lines)
 
     @property
@@ -38,6 +39,14 @@ class JobValidationError(UnitrainError):
         if len(problems) == 1:
             return f"invalid job: {problems[0]}"
         return "invalid job:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _printable(line: str) -> str:
+    """Escape control and invisible characters: a key such as ``"\\r"`` must not break the
+    one-line-per-problem output, nor hide part of it."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
 
 
 class NotFoundError(UnitrainError):

@@ -93,6 +93,14 @@ def test_unknown_field_is_named():
     rejected(with_(TRAINING, epochs=3), "epochs: unknown field")
 
 
+def test_a_key_with_control_characters_is_shown_escaped_on_one_line():
+    with pytest.raises(JobValidationError) as caught:
+        validate_params({**TRAINING, "\r": None, "a\u202eb": 1})
+    for line in caught.value.problems:
+        assert "\n" not in line and "\r" not in line and "\u202e" not in line
+    assert any("\\r: unknown field" in line for line in caught.value.problems)
+
+
 def test_stored_name_is_encoded():
     assert validate_params(with_(TRAINING, name="experiment:v1,batch:32")).stored_name == (
         "experiment%3Av1%2Cbatch%3A32"
