@@ -1,14 +1,20 @@
-"""Per-trial overhead of a unitrain tuning job against raw Ray Tune, in one process tree.
+"""What unitrain costs over raw Ray Tune, as ratios measured in one run on this machine.
 
-Runs the same trials three ways on one local Ray (2 at a time) and prints
-ratios, not absolute times:
+Every figure compares unitrain with a plain Python script that runs the same
+trials with raw Ray Tune tuned for the machine (``bench/raw_tune.py``: actor
+reuse, two trials at a time), both doing the synthetic objective's sleep:
 
-1. raw Ray Tune with its defaults,
-2. raw Ray Tune tuned for this machine (actor reuse),
-3. a full unitrain tuning job (Prefect flow, MLflow runs, every model registered),
-   with the bundled ``synthetic`` plugin doing the same sleep.
+1. fixed cost: a one-trial job that does no work, process start to exit, on a
+   fresh home with nothing running (cold) and with the local stack up (warm);
+2. per trial: 40 trials x 1 s and 200 trials x 0.1 s, with the fixed cost
+   (``unitrain run`` against the script, both timed from process start to
+   exit) and without it (the same searches in one process, on one cluster);
+3. flat: 1000 trials x 0.01 s through ``unitrain run``: the whole job, the
+   cost per trial of the last 100 trials against the first 100, the driver's
+   peak memory.
 
-Usage: python bench/tune_overhead.py [--quick]
+Each figure is printed next to its target; the exit code is 1 if one is missed.
+Usage: python bench/tune_overhead.py [--quick]   (--quick: small CI-sized runs)
 """
 
 from __future__ import annotations
@@ -16,118 +22,232 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-HOME = Path(tempfile.mkdtemp(prefix="unitrain-bench-"))
-os.environ["UNITRAIN_HOME"] = str(HOME)
-os.environ.pop("PREFECT_API_URL", None)
-os.environ.pop("MLFLOW_TRACKING_URI", None)
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-from unitrain.settings import configure_environment  # noqa: E402
-
-configure_environment()
-
+ROOT = Path(__file__).parents[1]
 CONCURRENCY = 2
 
 
-def raw_ray_tune(trials: int, work_s: float, *, tuned: bool) -> float:
-    from ray import tune
+@dataclass
+class Figure:
+    name: str
+    value: float
+    target: float
+    unit: str = "x"
 
-    def trainable(config: dict) -> None:
-        time.sleep(work_s)
-        tune.report({"score": 1.0 - (config["x"] - 0.3) ** 2 - (config["y"] - 0.7) ** 2})
+    @property
+    def met(self) -> bool:
+        return self.value <= self.target
 
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"x": tune.uniform(0, 1), "y": tune.uniform(0, 1)},
-        tune_config=tune.TuneConfig(
-            metric="score",
-            mode="max",
-            num_samples=trials,
-            max_concurrent_trials=CONCURRENCY,
-            **({"reuse_actors": True} if tuned else {}),
-        ),
-        run_config=tune.RunConfig(storage_path=str(HOME / "raw"), verbose=0),
+    def line(self) -> str:
+        shown = f"{self.value:.2f}{self.unit}"
+        target = f"<= {self.target:g}{self.unit}"
+        return f"{self.name:<58}{shown:>10}  {target:<10}  {'ok' if self.met else 'MISSED'}"
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
+    }
+    env.update(
+        UNITRAIN_HOME=str(home),
+        UNITRAIN_IDLE_S="600",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
     )
-    start = time.perf_counter()
-    tuner.fit()
-    return time.perf_counter() - start
+    return env
 
 
-def unitrain_job(trials: int, work_s: float, name: str) -> float:
-    from unitrain.flows.train import train
+def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from process start to exit, and the process's peak memory in MB."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{errors.decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024
 
-    start = time.perf_counter()
-    result = train(
-        name=name,
-        dataset=1,
-        is_tune=True,
-        plugin="synthetic",
-        hyperparameter={"work_s": work_s},
-        hyperparameters=[
+
+def tuning_job(name: str, trials: int, work_s: float) -> dict:
+    return {
+        "name": name,
+        "dataset": 1,
+        "is_tune": True,
+        "plugin": "synthetic",
+        "hyperparameter": {"work_s": work_s},
+        "hyperparameters": [
             {"name": "x", "type": "uniform", "min": 0, "max": 1},
             {"name": "y", "type": "uniform", "min": 0, "max": 1},
         ],
-        tune_config={
+        "tune_config": {
             "metric": "score",
             "mode": "max",
             "num_samples": trials,
             "max_concurrent_trials": CONCURRENCY,
         },
+    }
+
+
+def unitrain_run(home: Path, job: dict) -> tuple[float, float]:
+    path = home.parent / f"{job['name']}.json"
+    path.write_text(json.dumps(job))
+    command = [sys.executable, "-m", "unitrain.cli", "run", str(path)]
+    return run_timed(command, environment(home))
+
+
+def raw_script(home: Path, trials: int, work_s: float) -> float:
+    command = [sys.executable, str(ROOT / "bench" / "raw_tune.py"), str(trials), str(work_s)]
+    return run_timed(command, environment(home))[0]
+
+
+def per_trial_cost(home: Path, job: str, count: int) -> tuple[float, float]:
+    """Seconds per trial over the first and the last ``count`` trials to finish."""
+    finished = sorted(
+        p.stat().st_mtime for p in (home / "runs" / job / "trials").glob("*/trial.json")
     )
-    elapsed = time.perf_counter() - start
-    assert len(result["trial_models"]) == trials, "every trial must be registered"
-    return elapsed
+    first = (finished[count] - finished[0]) / count
+    last = (finished[-1] - finished[-count - 1]) / count
+    return first, last
+
+
+def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]:
+    """The same searches in this process, on the local stack's Ray: no process starts."""
+    os.environ.update(environment(home))
+    from unitrain.settings import configure_environment
+
+    configure_environment()
+    import ray
+    from ray import tune
+
+    from unitrain.runtime import local_stack
+    from unitrain.runtime.prefect_server import prefect_api
+
+    figures = []
+    with local_stack.lease() as stack, prefect_api():
+        ray.init(address=stack.ray_address, namespace="unitrain", log_to_driver=False)
+        from unitrain.flows.train import train
+
+        train(**tuning_job("bench-warm-up", 2, 0.0))  # imports, first round trips
+        for trials, work_s in workloads:
+
+            def trainable(config: dict, work_s: float = work_s) -> None:
+                time.sleep(work_s)
+                tune.report({"score": 1.0 - (config["x"] - 0.3) ** 2 - (config["y"] - 0.7) ** 2})
+
+            started = time.perf_counter()
+            tune.Tuner(
+                trainable,
+                param_space={"x": tune.uniform(0, 1), "y": tune.uniform(0, 1)},
+                tune_config=tune.TuneConfig(
+                    metric="score",
+                    mode="max",
+                    num_samples=trials,
+                    max_concurrent_trials=CONCURRENCY,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
+            ).fit()
+            raw = time.perf_counter() - started
+            started = time.perf_counter()
+            result = train(**tuning_job(f"bench-steady-{trials}x{work_s}", trials, work_s))
+            ours = time.perf_counter() - started
+            assert len(result["trial_models"]) == trials, "every trial must be registered"
+            figures.append(
+                Figure(
+                    f"per trial, {trials} x {work_s} s, no fixed cost ({ours:.1f} s / {raw:.1f} s)",
+                    ours / raw,
+                    1.2,
+                )
+            )
+        ray.shutdown()
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small workloads (a smoke run)")
     args = parser.parse_args()
-    workloads = [(8, 0.5), (20, 0.1)] if args.quick else [(40, 1.0), (200, 0.1)]
+    workloads = [(8, 0.5), (40, 0.05)] if args.quick else [(40, 1.0), (200, 0.1)]
+    flat_trials = 200 if args.quick else 1000
+    base = Path(tempfile.mkdtemp(prefix="unitrain-bench-"))
+    home = base / "home"
+    figures: list[Figure] = []
 
-    import ray
+    def show(figure: Figure) -> None:
+        figures.append(figure)
+        print(figure.line(), flush=True)
 
-    from unitrain.runtime.prefect_server import prefect_api
+    # 1. fixed cost
+    raw = raw_script(home, 1, 0.0)
+    cold, _ = unitrain_run(home, tuning_job("bench-cold", 1, 0.0))
+    warm, _ = unitrain_run(home, tuning_job("bench-warm", 1, 0.0))
+    show(Figure(f"fixed cost, fresh home ({cold:.1f} s / {raw:.1f} s)", cold / raw, 2.5))
+    show(Figure(f"fixed cost, local stack up ({warm:.1f} s / {raw:.1f} s)", warm / raw, 1.0))
 
-    ray.init(num_cpus=CONCURRENCY, include_dashboard=False, namespace="unitrain")
-    rows = []
-    with prefect_api():
-        unitrain_job(2, 0.0, "bench-warmup")  # imports and the first server round trips
-        for trials, work_s in workloads:
-            default = raw_ray_tune(trials, work_s, tuned=False)
-            tuned = raw_ray_tune(trials, work_s, tuned=True)
-            ours = unitrain_job(trials, work_s, f"bench-{trials}x{work_s}")
-            ideal = trials * work_s / CONCURRENCY
-            rows.append(
-                {
-                    "workload": f"{trials} trials x {work_s} s",
-                    "ideal_s": round(ideal, 1),
-                    "raw_default_s": round(default, 1),
-                    "raw_tuned_s": round(tuned, 1),
-                    "unitrain_s": round(ours, 1),
-                    "unitrain_vs_tuned": round(ours / tuned, 2),
-                    "unitrain_vs_default": round(ours / default, 2),
-                    "meets_targets": ours <= 1.5 * tuned and ours < default,
-                }
+    # 2. per trial, with the fixed cost
+    for trials, work_s in workloads:
+        raw = raw_script(home, trials, work_s)
+        ours, _ = unitrain_run(home, tuning_job(f"bench-{trials}x{work_s}", trials, work_s))
+        show(
+            Figure(
+                f"per trial, {trials} x {work_s} s, with fixed cost ({ours:.1f} s / {raw:.1f} s)",
+                ours / raw,
+                1.2,
             )
-            print(json.dumps(rows[-1]), flush=True)
-    ray.shutdown()
-    print()
-    header = ("workload", "default", "tuned", "unitrain", "vs tuned", "vs default")
-    print(
-        f"{header[0]:<22}{header[1]:>9}{header[2]:>8}{header[3]:>10}{header[4]:>10}{header[5]:>12}"
-    )
-    for r in rows:
-        print(
-            f"{r['workload']:<22}{r['raw_default_s']:>9}{r['raw_tuned_s']:>8}{r['unitrain_s']:>10}"
-            f"{r['unitrain_vs_tuned']:>10}{r['unitrain_vs_default']:>12}"
         )
-    return 0 if all(r["meets_targets"] for r in rows) else 1
+
+    # 3. flat at scale
+    raw = raw_script(home, flat_trials, 0.01)
+    job = f"bench-flat-{flat_trials}"
+    ours, peak_mb = unitrain_run(home, tuning_job(job, flat_trials, 0.01))
+    show(
+        Figure(
+            f"{flat_trials} trials x 0.01 s, whole job ({ours:.1f} s / {raw:.1f} s)",
+            ours / raw,
+            1.3,
+        )
+    )
+    first, last = per_trial_cost(home, job, 100)
+    show(
+        Figure(
+            f"cost per trial, last 100 / first 100 ({last * 1000:.0f} ms / {first * 1000:.0f} ms)",
+            last / first,
+            1.2,
+        )
+    )
+    show(Figure("driver's peak memory", peak_mb / 1024, 1.5, " GB"))
+
+    # 2b. per trial without the fixed cost (this process joins the local stack)
+    for figure in steady_state(home, workloads):
+        show(figure)
+
+    subprocess.run(
+        [sys.executable, "-m", "unitrain.cli", "stop"],
+        env=environment(home),
+        check=False,
+        capture_output=True,
+    )
+    cores = os.cpu_count()
+    print(
+        f"\nmachine: {cores} cores, {os.uname().machine}; "
+        f"bench process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
+    )
+    missed = [f.name for f in figures if not f.met]
+    print("all targets met" if not missed else f"{len(missed)} target(s) missed")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

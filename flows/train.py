@@ -73,7 +73,9 @@ def train(
         ).items()
         if value is not None
     }
-    plan = result_of(validate_job.submit(params, plugin, plan))
+    # Light steps run in this process, as tasks of their own; only the work that
+    # needs the cluster's cores (training, the trials) goes to Ray workers.
+    plan = validate_job(params, plugin, plan)
     with job_run(plan, flow_run.get_id() or "local") as run:
         progress = JobProgress(
             mode=plan.mode,
@@ -81,7 +83,7 @@ def train(
                 create_progress_artifact(0.0, description=f"Progress of job {plan.job}")
             ),
         )
-        prepared = result_of(prepare_dataset.submit(plan.dataset, progress))
+        prepared = prepare_dataset(plan.dataset, progress)
         if isinstance(plan, TuningPlan):
             result = run_tuning(run, plan, prepared, progress)
         else:
@@ -101,8 +103,7 @@ def _run_training(run: JobRun, plan: JobPlan, dataset: Any, progress: JobProgres
         outcome.hyperparameters,
         job_run=outcome.run_id,
     )
-    [model_id] = result_of(upload_models.submit(plan, [upload]))
-    progress.step("model_upload").complete()
+    [model_id] = upload_models(plan, [upload], progress)
     result = {"model_id": model_id}
     publish_summary(plan, result, metrics=outcome.metrics, run_id=outcome.run_id)
     return result

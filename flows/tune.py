@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect_ray.context import remote_options
-
 from unitrain.job.plan import TuningPlan
 from unitrain.plugin_api import Dataset
 from unitrain.runtime.job_run import JobRun
-from unitrain.runtime.ray_cluster import result_of
-from unitrain.settings import settings
 from unitrain.tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
-from unitrain.tasks.upload_models import batches
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import TrialPoint, publish_summary
 
@@ -21,13 +16,11 @@ def run_tuning(
     run: JobRun, plan: TuningPlan, dataset: Dataset, progress: JobProgress
 ) -> dict[str, Any]:
     """Run the search, mark the best trial, register every trial's model; return the result."""
-    # The task that drives Ray Tune reserves no CPU: the cores belong to the trials.
-    # Ray must not start a search again on its own: it resumes when the job runs again.
-    with remote_options(num_cpus=0, max_retries=0):
-        outcome = result_of(tune_trials.submit(plan, dataset, progress, run.run_id, run.resumed))
-    with remote_options(num_cpus=0):
-        result_of(log_trials.submit(plan, outcome))
-        best_id = result_of(register_best_trial.submit(plan, outcome))
+    # Each step runs in this process: Ray Tune's driver and the bookkeeping need
+    # no worker of their own; the trials run on the cluster.
+    outcome = tune_trials(plan, dataset, progress, run.run_id, run.resumed)
+    log_trials(plan, outcome)
+    best_id = register_best_trial(plan, outcome)
 
     uploadable = [trial for trial in outcome.trials if trial.has_model]
     uploads = [
@@ -41,18 +34,11 @@ def run_tuning(
             trial_id=t.trial_id,
             best=t.trial_id == best_id,
             job_run=run.run_id,
+            model_id=outcome.registered.get(t.trial_id),
         )
         for t in uploadable
     ]
-
-    step = progress.step("model_upload")
-    # Upload batches run side by side; more than the cores would only queue.
-    parallelism = settings().upload_parallelism
-    futures = upload_models.map(plan=plan, uploads=batches(uploads, parallelism))
-    model_ids: list[int] = []
-    for future in futures:
-        model_ids.extend(result_of(future))
-        step.update(len(model_ids), len(uploads))
+    model_ids = upload_models(plan, uploads, progress)
 
     trial_models = [
         {

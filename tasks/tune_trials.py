@@ -1,13 +1,16 @@
 """Step 3 (tuning mode): run the Ray Tune search; one MLflow child run per trial.
 
-The search lives in the job's folder, not the flow run's: a job run again
-after a crash or an interrupt restores it (``Tuner.restore``), so trials that
-finished keep their results and the interrupted ones run again.
+The search runs in the flow's own process (Ray Tune's driver reserves no
+core; the trials run on the cluster), and it lives in the job's folder, not
+the flow run's: a job run again after a crash or an interrupt restores it
+(``Tuner.restore``), so trials that finished keep their results and the
+interrupted ones run again. Each trial's model is registered as soon as the
+trial finishes, while the next ones run.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,12 +19,11 @@ from prefect import get_run_logger, task
 
 from unitrain.errors import UnitrainError
 from unitrain.job.plan import TuningPlan
-from unitrain.metrics import finite_metrics
 from unitrain.plugin_api import Dataset
-from unitrain.runtime.ray_cluster import worker_death
 from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import ModelRegistry
-from unitrain.tune.results import TrialOutcome, TrialResult, TuneOutcome
+from unitrain.tune.recorder import TrialRecorder
+from unitrain.tune.results import TrialOutcome, TrialResult, TuneOutcome, outcome_of
 from unitrain.tune.trial import TrialSetup
 from unitrain.ui.progress import JobProgress
 
@@ -31,28 +33,41 @@ def tune_trials(
     plan: TuningPlan, dataset: Dataset, progress: JobProgress, run_id: str, resume: bool
 ) -> TuneOutcome:
     """Run every trial of the search on the flow's Ray cluster, under the job's run ``run_id``."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from unitrain._compat import set_tuner_callbacks
+    from unitrain._compat import set_tuner_callbacks, stop_tune_forwarding_credentials
+    from unitrain.runtime.worker_env import is_secret
     from unitrain.tune.callback import TrialsLoggingCallback
     from unitrain.tune.trial import make_trainable
 
     logger = get_run_logger()
+    # Trials read their secrets from the worker secrets file, never from Ray's runtime env.
+    stop_tune_forwarding_credentials(lambda name: is_secret(name, ""))
     config = plan.config
     registry = ModelRegistry()
     folder = JobFolder(plan.job)
+    checkpoint = None
+    if plan.checkpoint_id is not None:  # downloaded once, for every trial (shared storage)
+        checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, folder.path / "checkpoint")
+    setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint)
+    recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id)
+
+    def ended(trial: Any, errored: bool) -> None:  # on Ray Tune's loop: queue, never wait
+        reported = callback.reported(trial.trial_id)
+        recorder.ended(_outcome_of_trial(trial, setup, reported, config.metric, errored))
+
     callback = TrialsLoggingCallback(
         job=plan.job,
         metric=config.metric,
         hyperparameters=plan.searched_names,
         total_trials=plan.total_trials,
         progress=progress.step("trials"),
+        on_result=lambda trial: recorder.progressed(trial.trial_id),
+        on_end=ended,
     )
     callbacks = [callback, JsonLoggerCallback()]
-    setup = TrialSetup(plan, dataset, str(folder.trials_path), run_id, registry.tracking_uri)
     trainable = tune.with_resources(
         make_trainable(setup), {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
     )
@@ -77,19 +92,24 @@ def tune_trials(
         except Exception as error:
             raise UnitrainError(f"the Ray Tune search failed: {error}") from None
         trials = [
-            _outcome(results[index], setup, callback, config.metric)
+            _outcome_of_result(results[index], setup, callback, config.metric)
             for index in range(len(results))
         ]
-        for trial in trials:
-            if trial.status == "ERROR" and trial.ended == "FINISHED":
-                # The driver failed a trial Ray saw finish (its metric is missing).
-                registry.end_run(trial.mlflow_run_id, "FAILED")
+        for trial in trials:  # trials a resumed search did not run again, and the driver's verdicts
+            recorder.ended(trial)
+            if trial.status == "ERROR":
                 callback.trials.setdefault(trial.trial_id, {})["status"] = "ERROR"
     finally:
         table = callback.finish()
+        recorder.finish()
+    trials = [
+        dataclasses.replace(t, mlflow_run_id=recorder.run_ids.get(t.trial_id, "")) for t in trials
+    ]
     failed = [t for t in trials if t.status == "ERROR"]
     logger.info("%d trials finished, %d failed", len(trials) - len(failed), len(failed))
-    return TuneOutcome(parent_run_id=run_id, trials=trials, table=table)
+    return TuneOutcome(
+        parent_run_id=run_id, trials=trials, table=table, registered=dict(recorder.registered)
+    )
 
 
 def _new_tuner(plan: TuningPlan, trainable: Any, callbacks: list[Any], folder: JobFolder) -> Any:
@@ -133,48 +153,30 @@ def _id_of(result: Any) -> str:
     return str(trial_id) if trial_id else Path(result.path).name
 
 
-def _outcome(result: Any, setup: TrialSetup, callback: Any, metric: str) -> TrialOutcome:
-    """Join Ray's view of a trial with the trial's own result file."""
+def _outcome_of_result(result: Any, setup: TrialSetup, callback: Any, metric: str) -> TrialOutcome:
     trial_id = _id_of(result)
-    own = TrialResult.load(setup.folder(trial_id))
-    # What reached Ray (including what a plugin reported to Ray itself), under
-    # what the trial recorded at its end.
-    metrics = {
-        **callback.reported(trial_id),
-        **finite_metrics(result.metrics or {}),
-        **(own.metrics if own else {}),
-    }
-    error = _why_failed(result.error, own)
-    if not error and own is not None and own.status == "FINISHED" and metric not in metrics:
-        error = (
-            f"trial {trial_id} reported no {metric!r} (tune_config.metric); it reported "
-            f"{sorted(metrics) or 'nothing'}: return it, report it, or log it"
-        )
-    return TrialOutcome(
+    return outcome_of(
         trial_id=trial_id,
-        status="ERROR" if error else "TERMINATED",
+        own=TrialResult.load(setup.folder(trial_id)),
+        ray_metrics=dict(result.metrics or {}),
+        ray_error=result.error,
+        reported=callback.reported(trial_id),
+        metric=metric,
         config=dict(result.config or {}),
-        metrics={k: v for k, v in metrics.items() if k in _plugin_metrics(metrics)},
-        trial_logdir=str(result.path),
-        model_dir=own.model_dir if own else "",
-        mlflow_run_id=own.mlflow_run_id if own else "",
-        error=error[:2000],
-        finished_at=float((result.metrics or {}).get("timestamp") or 0.0),
-        hyperparameters=own.hyperparameters if own else dict(result.config or {}),
-        ended=own.status if own else "",
+        logdir=str(result.path),
     )
 
 
-def _why_failed(ray_error: Any, own: TrialResult | None) -> str:
-    """The clearest account of a failed trial: its own, a worker's death, or Ray's."""
-    if not ray_error:
-        return ""
-    if own is not None and own.status == "FAILED" and own.error:
-        return own.error  # the plugin's exception, a timeout, a missing metric
-    return worker_death(ray_error) or f"{type(ray_error).__name__}: {ray_error}"
-
-
-def _plugin_metrics(metrics: dict[str, float]) -> set[str]:
-    from unitrain.tune.callback import RAY_BOOKKEEPING
-
-    return set(metrics) - RAY_BOOKKEEPING
+def _outcome_of_trial(
+    trial: Any, setup: TrialSetup, reported: dict[str, float], metric: str, errored: bool
+) -> TrialOutcome:
+    return outcome_of(
+        trial_id=trial.trial_id,
+        own=TrialResult.load(setup.folder(trial.trial_id)),
+        ray_metrics=dict(trial.last_result or {}),
+        ray_error="the trial failed" if errored else None,
+        reported=reported,
+        metric=metric,
+        config=dict(trial.config or {}),
+        logdir=str(trial.path),
+    )

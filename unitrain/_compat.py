@@ -7,7 +7,7 @@ instead of in a user's job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ray_seeded_rng",
     "ray_variants",
     "set_tuner_callbacks",
+    "stop_tune_forwarding_credentials",
 ]
 
 
@@ -68,3 +69,16 @@ def set_tuner_callbacks(tuner: Any, callbacks: list[Any]) -> None:
     live thread. Ray offers no public way to replace them.
     """
     tuner._local_tuner.get_run_config().callbacks = callbacks
+
+
+def stop_tune_forwarding_credentials(is_secret: Callable[[str], bool]) -> None:
+    """Keep Ray Tune from copying the driver's credentials into its trials' runtime env.
+
+    Ray Tune puts ``AWS_SECRET_ACCESS_KEY`` and friends from the driver's
+    environment into every trainable's ``runtime_env``, which Ray's logs and
+    state API show. Trials get their secrets from a private file instead.
+    """
+    from ray.tune.execution import class_cache
+
+    for name in [n for n in class_cache.ENV_VARS_TO_PROPAGATE if is_secret(n)]:
+        class_cache.ENV_VARS_TO_PROPAGATE.discard(name)

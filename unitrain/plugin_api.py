@@ -12,9 +12,9 @@ progress moves the job's bar. In tuning mode every record carries the trial's ID
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unitrain.metrics import finite_metrics
+from unitrain.run_sinks import NoSink, RunSink
 from unitrain.stores.catalog import Dataset
 
 if TYPE_CHECKING:
@@ -47,13 +48,6 @@ class Checkpoint:
         return asdict(self.record)
 
 
-# Metrics are sent in batches: one database write per batch instead of one per
-# value (a plugin logging four metrics a epoch for 100 epochs would otherwise
-# spend seconds waiting on the store).
-_FLUSH_EVERY = 200
-_FLUSH_INTERVAL_S = 2.0
-
-
 def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
     """The Prefect run's logger inside a flow or task, else a plain logger."""
     try:
@@ -68,50 +62,38 @@ class TrainRun:
     """What a plugin's ``train()`` and ``tune()`` receive as ``run``.
 
     Args:
-        run_id: the MLflow run this run writes to (``None``: keep records only).
-        tracking_uri: the MLflow tracking URI.
+        sink: where records go (an MLflow run, a trial's folder; default: kept
+            in memory only, in :attr:`records`).
         progress: the step whose bar ``set_progress`` moves, if any.
         trial_id: the Ray Tune trial ID in tuning mode.
         checkpoint_output: the folder where the plugin should save its model.
         trials_sink: callable receiving ``log_trials`` tables (tuning).
-        reporter: where :meth:`report` sends intermediate results besides MLflow
-            (a Ray Tune trial passes Ray's ``tune.report``).
+        reporter: where :meth:`report` sends intermediate results besides the
+            sink (a Ray Tune trial passes Ray's ``tune.report``).
     """
 
     def __init__(
         self,
         *,
-        run_id: str | None = None,
-        tracking_uri: str | None = None,
+        sink: RunSink | None = None,
         progress: StepProgress | None = None,
         trial_id: str | None = None,
         checkpoint_output: str | None = None,
         trials_sink: Any = None,
         reporter: Reporter | None = None,
     ) -> None:
-        self.run_id = run_id
         self.trial_id = trial_id
         self.checkpoint_output = checkpoint_output
         self.records: list[dict[str, Any]] = []
         self.messages: list[str] = []
         self.last_metrics: dict[str, float] = {}
+        self.reports = 0
+        self._sink: RunSink = sink or NoSink()
         self._progress = progress
         self._trials_sink = trials_sink
         self._reporter = reporter
-        self.reports = 0
         self._step: dict[str, int] = {}
         self._reported: dict[str, float] = {}  # last value report() sent, per key
-        self._pending: list[Any] = []
-        self._last_flush = time.monotonic()
-        self._client: Any = None
-        self._run_id = run_id or ""
-        if run_id is not None:
-            from mlflow import MlflowClient
-
-            from unitrain.stores.retry import RetryingClient
-
-            store = tracking_uri or ""
-            self._client = RetryingClient(MlflowClient(tracking_uri=tracking_uri), store)
 
     @property
     def is_tune(self) -> bool:
@@ -135,15 +117,8 @@ class TrainRun:
         if step is None:
             step = self._step.get(name, -1) + 1
         self._step[name] = int(step)
-        if self._client is not None and math.isfinite(value):
-            from mlflow.entities import Metric
-
-            self._pending.append(Metric(name, value, int(time.time() * 1000), int(step)))
-            if (
-                len(self._pending) >= _FLUSH_EVERY
-                or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
-            ):
-                self.flush()
+        if math.isfinite(value):
+            self._sink.metric(name, value, int(time.time() * 1000), int(step))
 
     def report(self, metrics: dict[str, Any], **step: Any) -> None:
         """An intermediate result, e.g. ``run.report({"accuracy": 0.9}, epoch=3)``.
@@ -160,28 +135,23 @@ class TrainRun:
         self.reports += 1
         self.last_metrics.update(values)
         self.records.append(self._with_trial({"report": dict(values), "metrics": dict(step)}))
-        if self._client is not None and values:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            for key, value in values.items():
-                self._pending.append(Metric(key, value, now, index))
-                self._step[key] = index
-                self._reported[key] = value
-            if (
-                len(self._pending) >= _FLUSH_EVERY
-                or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S
-            ):
-                self.flush()
+        now = int(time.time() * 1000)
+        for key, value in values.items():
+            self._sink.metric(key, value, now, index)
+            self._step[key] = index
+            self._reported[key] = value
         if self._reporter is not None:
             self._reporter({**metrics, **step})
 
+    def log_params(self, values: dict[str, Any]) -> None:
+        """Hyperparameters as parameters of the run, sent with the next batch of metrics."""
+        self._sink.params(
+            {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in values.items()}
+        )
+
     def flush(self) -> None:
-        """Send buffered metrics to MLflow."""
-        if self._client is not None and self._pending:
-            self._client.log_batch(self._run_id, metrics=self._pending)
-        self._pending = []
-        self._last_flush = time.monotonic()
+        """Send what is buffered."""
+        self._sink.flush()
 
     def log_visualization(
         self, category: str, group: str, index: int, image: Any, **meta: Any
@@ -199,13 +169,8 @@ class TrainRun:
                 }
             )
         )
-        if self._client is None:
-            return
-        png = _to_png(image)
-        with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / Path(path).name
-            target.write_bytes(png)
-            self._client.log_artifact(self._run_id, str(target), str(Path(path).parent))
+        if not isinstance(self._sink, NoSink):
+            self._sink.artifact(path, _to_png(image))
 
     def log_message(self, text: str) -> None:
         """A line for the job's log (the Prefect run log)."""
@@ -245,25 +210,19 @@ class TrainRun:
         payload = table.payload()
         if self._trials_sink is not None:
             self._trials_sink(table)
-        if self._client is not None:
-            self._client.log_dict(self._run_id, payload, "trials.json")
+        self._sink.artifact("trials.json", json.dumps(payload).encode())
         return payload
 
     def close(self, final_metrics: dict[str, float] | None = None) -> None:
         """Send what is buffered (with the run's final metrics), and write the messages."""
-        if self._client is not None and final_metrics:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
+        now = int(time.time() * 1000)
+        for key, value in (final_metrics or {}).items():
             # A final value already reported at the last step is not sent twice.
-            self._pending.extend(
-                Metric(key, float(value), now, self._step.get(key, 0))
-                for key, value in final_metrics.items()
-                if self._reported.get(key) != value
-            )
-        self.flush()
-        if self._client is not None and self.messages:
-            self._client.log_text(self._run_id, "\n".join(self.messages) + "\n", "messages.log")
+            if self._reported.get(key) != value:
+                self._sink.metric(key, float(value), now, self._step.get(key, 0))
+        self._sink.flush()
+        if self.messages:
+            self._sink.artifact("messages.log", ("\n".join(self.messages) + "\n").encode())
 
 
 def _to_png(image: Any) -> bytes:

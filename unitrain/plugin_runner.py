@@ -1,17 +1,16 @@
-"""Running a plugin under an MLflow run: one path for a training job and for every trial.
+"""Running a plugin: one path for a training job and for every trial.
 
-:func:`run_plugin` resolves the checkpoint, calls the plugin's ``train()`` (or,
-for a trial, its ``tune()`` when it has one), turns what it returned into
-metrics the same way in both modes (a dict is kept, a number ``x`` becomes
-``{metric: x}``), sends the final metrics with the run's last batch, and ends
-the MLflow run as FINISHED, FAILED (the plugin raised) or KILLED (interrupted,
-or stopped early by a scheduler). A plugin's own exception may not unpickle in
-another process, so it comes back as a :class:`PluginError` carrying its text.
+:func:`run_plugin` calls the plugin's ``train()`` (or, for a trial, its
+``tune()`` when it has one), turns what it returned into metrics the same way
+in both modes (a dict is kept, a number ``x`` becomes ``{metric: x}``), and
+sends the final metrics with the run's last batch, to the run's sink (an
+MLflow run in training mode, the trial's folder in a search). A plugin's own
+exception may not unpickle in another process, so it comes back as a
+:class:`PluginError` carrying its text.
 """
 
 from __future__ import annotations
 
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import Any
 from unitrain.errors import UnitrainError
 from unitrain.job.plan import JobPlan
 from unitrain.metrics import as_metric, finite_metrics
-from unitrain.plugin_api import Dataset, Reporter, TrainRun, run_logger
+from unitrain.plugin_api import Checkpoint, Dataset, Reporter, TrainRun, run_logger
 from unitrain.plugin_loader import load_plugin
-from unitrain.stores.registry import ModelRegistry
+from unitrain.run_sinks import RunSink
 from unitrain.ui.progress import StepProgress
 
 __all__ = ["PluginCall", "PluginError", "PluginResult", "normalise_result", "run_plugin"]
@@ -43,10 +42,12 @@ class PluginCall:
     dataset: Dataset
     #: the hyperparameters handed to the plugin (validated, defaults filled in)
     hyperparameter: dict[str, Any]
-    #: the MLflow run the call logs into (created by the caller, ended here)
-    run_id: str
     #: the folder ``run.checkpoint_output`` starts as
     output: Path
+    #: where the run's records go (an MLflow run, a trial's folder)
+    sink: RunSink | None = field(default=None, compare=False)
+    #: the model to continue from, downloaded already
+    checkpoint: Checkpoint | None = None
     #: the name a returned number is recorded as
     metric: str = TRAINING_OBJECTIVE
     #: which metric must be present and finite at the end ('' = none required)
@@ -60,11 +61,12 @@ class PluginCall:
 class PluginResult:
     """What a finished call produced."""
 
-    run_id: str
     #: the folder holding the saved model ('' when the plugin saved nothing)
     model_dir: str
     metrics: dict[str, float]
     hyperparameters: dict[str, Any]
+    #: the MLflow run it logged into (training mode)
+    run_id: str = ""
 
 
 def normalise_result(returned: Any, metric: str) -> dict[str, Any]:
@@ -83,42 +85,39 @@ def normalise_result(returned: Any, metric: str) -> dict[str, Any]:
     )
 
 
-def run_plugin(call: PluginCall, registry: ModelRegistry) -> PluginResult:
-    """Run the plugin once under ``call.run_id``; the run ends with the call."""
+def run_plugin(call: PluginCall) -> PluginResult:
+    """Run the plugin once, its records going to ``call.sink``.
+
+    Raises :class:`PluginError` when the plugin raises (or returns something
+    unreadable, or a non-finite required metric); an interrupt (Ctrl-C, or a
+    scheduler stopping a trial with ``SystemExit``) passes through as it is.
+    """
     plan = call.plan
     run = TrainRun(
-        run_id=call.run_id,
-        tracking_uri=registry.tracking_uri,
+        sink=call.sink,
         progress=call.progress,
         trial_id=call.trial_id,
         checkpoint_output=str(call.output),
         reporter=call.reporter,
     )
-    status = "FAILED"
     try:
-        registry.log_params(call.run_id, call.hyperparameter)
+        # Sent with the first batch of metrics: a short run writes once.
+        run.log_params(call.hyperparameter)
         plugin = load_plugin(plan.plugin)
-        with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
-            checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, download)
-            if checkpoint is not None:
-                run.log_message(f"resuming from model {checkpoint.model_id}")
-            hyperparameter = dict(call.hyperparameter)
-            if call.trial_id is not None and plugin.tune is not None:
-                returned = plugin.tune(hyperparameter, run, call.dataset, checkpoint)
-            else:
-                returned = plugin.train(run, call.dataset, hyperparameter, checkpoint)
+        if call.checkpoint is not None:
+            run.log_message(f"resuming from model {call.checkpoint.model_id}")
+        hyperparameter = dict(call.hyperparameter)
+        if call.trial_id is not None and plugin.tune is not None:
+            returned = plugin.tune(hyperparameter, run, call.dataset, call.checkpoint)
+        else:
+            returned = plugin.train(run, call.dataset, hyperparameter, call.checkpoint)
         final = {**run.last_metrics, **normalise_result(returned, call.metric)}
         metrics = finite_metrics(final)
         wanted = call.required_metric
         if wanted and wanted in final and wanted not in metrics:
             raise PluginError(f"{wanted!r} is {final[wanted]!r}, not a finite number")
         run.close(final_metrics=metrics)
-        status = "FINISHED"
     except BaseException as error:
-        # A scheduler stops a trial by raising SystemExit inside Ray's report;
-        # Ctrl-C arrives as KeyboardInterrupt. Neither is the plugin's failure.
-        if isinstance(error, SystemExit | KeyboardInterrupt):
-            status = "KILLED"
         _close_quietly(run)
         if isinstance(error, Exception) and not isinstance(error, PluginError):
             if call.trial_id is None:  # a failed trial is summed up by the driver instead
@@ -127,12 +126,9 @@ def run_plugin(call: PluginCall, registry: ModelRegistry) -> PluginResult:
                 f"plugin {plan.plugin!r} failed: {type(error).__name__}: {error}"
             ) from None
         raise
-    finally:
-        registry.end_run(call.run_id, status)
     location = Path(run.checkpoint_output or call.output)  # the plugin may have chosen another
     saved = location.is_dir() and any(location.iterdir())
     return PluginResult(
-        run_id=call.run_id,
         model_dir=str(location) if saved else "",
         metrics=metrics,
         hyperparameters=dict(call.hyperparameter),

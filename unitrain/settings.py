@@ -61,11 +61,6 @@ VARIABLES: tuple[Variable, ...] = (
         "the MLflow UI that links in Prefect summaries point at",
     ),
     Variable(
-        "UNITRAIN_UPLOAD_PARALLELISM",
-        "2",
-        "model upload batches that run side by side",
-    ),
-    Variable(
         "UNITRAIN_STORE_RETRY_S",
         "60",
         "how long MLflow calls retry a locked or unreachable store before the job fails",
@@ -138,7 +133,6 @@ class Settings:
     registered_model: str
     artifact_root: Path
     mlflow_ui_url: str
-    upload_parallelism: int
     store_retry_s: float
     max_trials: int
     dataset_roots: tuple[Path, ...]
@@ -171,7 +165,6 @@ class Settings:
             mlflow_ui_url=(environ.get("UNITRAIN_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip(
                 "/"
             ),
-            upload_parallelism=_positive_int(environ, "UNITRAIN_UPLOAD_PARALLELISM", 2),
             store_retry_s=_seconds(environ, "UNITRAIN_STORE_RETRY_S", 60.0),
             max_trials=_positive_int(environ, "UNITRAIN_MAX_TRIALS", 10_000),
             dataset_roots=tuple(
@@ -264,6 +257,10 @@ def configure_environment(*, local_ray_auth: bool = True) -> None:
     # it, Ray's Python handler raises SystemExit and the job ends cleanly.
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # Ray Tune runs in the flow's own process: Ctrl-C must reach unitrain (which
+    # records the interrupt), not Tune's own handler; and only the loggers asked for.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # MLflow's own HTTP retries would hide minutes of outage inside one call;
     # unitrain retries store calls itself, for UNITRAIN_STORE_RETRY_S.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

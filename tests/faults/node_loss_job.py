@@ -35,7 +35,7 @@ def main() -> None:
             for path in trials.glob("*/trial.json"):
                 result = json.loads(path.read_text() or "{}")
                 if result.get("status") == "RUNNING":
-                    busy = _node_of_run(result["mlflow_run_id"])
+                    busy = result.get("node", "")
                     node = first if first.node_id == busy else second
                     if busy in (first.node_id, second.node_id):
                         cluster.remove_node(node)
@@ -86,12 +86,6 @@ def main() -> None:
         )
     finally:
         cluster.shutdown()
-
-
-def _node_of_run(run_id: str) -> str:
-    from unitrain.stores.registry import TAG, ModelRegistry
-
-    return str(ModelRegistry().client.get_run(run_id).data.tags.get(TAG.NODE, ""))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ def resume_and_check(home: Home, job: dict, finished_before: dict, report) -> No
     report.record(survived=len(set(trials)) == TRIALS, lost=lost, duplicated=duplicated)
     assert len(trials) == len(set(trials)) == TRIALS
     assert (lost, duplicated) == (0, 0)
-    # Trials that had finished were not run again: same MLflow run, same result.
+    # Trials that had finished were not run again: same start, same result.
     after = home.trial_results(job["name"])
     for trial_id, before in finished_before.items():
-        assert after[trial_id]["mlflow_run_id"] == before["mlflow_run_id"], trial_id
+        assert after[trial_id]["started_at"] == before["started_at"], trial_id
+        assert after[trial_id]["metrics"] == before["metrics"], trial_id
     assert "RUNNING" not in home.run_statuses(job["name"])
     assert home.job_record(job["name"])["state"] == "finished"
 

@@ -52,3 +52,16 @@ def test_a_restored_tuner_takes_new_callbacks(tmp_path):
     marker = Marker()
     _compat.set_tuner_callbacks(tuner, [marker])
     assert tuner._local_tuner.get_run_config().callbacks == [marker]
+
+
+def test_ray_tune_stops_forwarding_credentials(monkeypatch):
+    from ray.tune.execution import class_cache
+
+    monkeypatch.setattr(
+        class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE)
+    )
+    assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE
+    _compat.stop_tune_forwarding_credentials(lambda name: "SECRET" in name or "KEY" in name)
+    assert "AWS_SECRET_ACCESS_KEY" not in class_cache.ENV_VARS_TO_PROPAGATE
+    assert "AWS_ACCESS_KEY_ID" not in class_cache.ENV_VARS_TO_PROPAGATE
+    assert "AWS_SESSION_TOKEN" in class_cache.ENV_VARS_TO_PROPAGATE  # the predicate decides

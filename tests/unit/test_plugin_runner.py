@@ -10,6 +10,7 @@ import pytest
 
 from unitrain.job.plan import plan_job
 from unitrain.plugin_runner import PluginCall, PluginError, normalise_result, run_plugin
+from unitrain.run_sinks import MlflowSink
 from unitrain.stores.catalog import DatasetCatalog
 from unitrain.stores.registry import ModelRegistry
 
@@ -52,14 +53,14 @@ def call_for(tmp_path: Path, *, trial_id=None, metric="objective", required="", 
         plan=plan,
         dataset=catalog.prepare(catalog.get(1)),
         hyperparameter={"lr": 0.1},
-        run_id=run_id,
+        sink=MlflowSink(run_id, registry.tracking_uri),
         output=tmp_path / "model",
         metric=metric,
         required_metric=required,
         trial_id=trial_id,
         reporter=reporter,
     )
-    return call, registry
+    return call, registry, run_id
 
 
 def save_model(run):
@@ -73,57 +74,50 @@ def test_a_number_returned_in_training_mode_is_kept(home, tmp_path, fake_plugin)
         return 0.75
 
     fake_plugin.train = train
-    call, registry = call_for(tmp_path)
-    result = run_plugin(call, registry)
+    call, registry, run_id = call_for(tmp_path)
+    result = run_plugin(call)
     assert result.metrics == {"objective": 0.75}
     assert result.model_dir == str(tmp_path / "model")
-    mlflow_run = registry.client.get_run(result.run_id)
-    assert mlflow_run.info.status == "FINISHED"
+    mlflow_run = registry.client.get_run(run_id)
     assert mlflow_run.data.metrics["objective"] == 0.75
     assert mlflow_run.data.params["lr"] == "0.1"
 
 
 def test_a_number_returned_by_a_trial_is_its_metric(home, tmp_path, fake_plugin):
     fake_plugin.train = lambda run, *a, **k: 0.5
-    call, registry = call_for(tmp_path, trial_id="t1", metric="score", required="score")
-    result = run_plugin(call, registry)
+    call, registry, run_id = call_for(tmp_path, trial_id="t1", metric="score", required="score")
+    result = run_plugin(call)
     assert result.metrics == {"score": 0.5} and result.model_dir == ""
 
 
-def test_a_failing_plugin_fails_its_run_and_says_why(home, tmp_path, fake_plugin):
+def test_a_failing_plugin_says_why_and_keeps_what_it_logged(home, tmp_path, fake_plugin):
     def train(run, dataset, hyperparameter, checkpoint, **kwargs):
         run.log_metric("training", "loss", 0.5, epoch=0)
         raise RuntimeError("out of patience")
 
     fake_plugin.train = train
-    call, registry = call_for(tmp_path)
+    call, registry, run_id = call_for(tmp_path)
     with pytest.raises(PluginError, match="plugin 'fake' failed: RuntimeError: out of patience"):
-        run_plugin(call, registry)
-    mlflow_run = registry.client.get_run(call.run_id)
-    assert mlflow_run.info.status == "FAILED"
+        run_plugin(call)
     # what the plugin logged before it failed is kept
-    assert [m.value for m in registry.client.get_metric_history(call.run_id, "training/loss")] == [
-        0.5
-    ]
+    assert [m.value for m in registry.client.get_metric_history(run_id, "training/loss")] == [0.5]
 
 
-def test_a_stopped_plugin_ends_its_run_killed(home, tmp_path, fake_plugin):
+def test_a_stopped_plugin_is_not_a_failed_one(home, tmp_path, fake_plugin):
     def train(run, dataset, hyperparameter, checkpoint, **kwargs):
         raise SystemExit(0)  # how Ray stops a trial inside tune.report
 
     fake_plugin.train = train
-    call, registry = call_for(tmp_path, trial_id="t1")
-    with pytest.raises(SystemExit):
-        run_plugin(call, registry)
-    assert registry.client.get_run(call.run_id).info.status == "KILLED"
+    call, registry, run_id = call_for(tmp_path, trial_id="t1")
+    with pytest.raises(SystemExit):  # passes through: the caller records KILLED
+        run_plugin(call)
 
 
 def test_a_non_finite_objective_fails_the_trial(home, tmp_path, fake_plugin):
     fake_plugin.train = lambda run, *a, **k: {"score": float("nan")}
-    call, registry = call_for(tmp_path, trial_id="t1", metric="score", required="score")
+    call, registry, run_id = call_for(tmp_path, trial_id="t1", metric="score", required="score")
     with pytest.raises(PluginError, match="'score' is nan, not a finite number"):
-        run_plugin(call, registry)
-    assert registry.client.get_run(call.run_id).info.status == "FAILED"
+        run_plugin(call)
 
 
 def test_reports_go_to_mlflow_and_to_the_reporter(home, tmp_path, fake_plugin):
@@ -135,11 +129,11 @@ def test_reports_go_to_mlflow_and_to_the_reporter(home, tmp_path, fake_plugin):
         save_model(run)
 
     fake_plugin.train = train
-    call, registry = call_for(tmp_path, trial_id="t1", metric="score", reporter=sent.append)
-    result = run_plugin(call, registry)
+    call, registry, run_id = call_for(tmp_path, trial_id="t1", metric="score", reporter=sent.append)
+    result = run_plugin(call)
     assert [r["score"] for r in sent] == [0.0, 0.1, 0.2] and sent[-1]["epoch"] == 2
     assert result.metrics == {"score": 0.2}
-    history = registry.client.get_metric_history(call.run_id, "score")
+    history = registry.client.get_metric_history(run_id, "score")
     assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 0.1), (2, 0.2)]
 
 
@@ -147,9 +141,9 @@ def test_a_plugin_with_tune_is_called_through_it_in_a_trial(home, tmp_path, fake
     calls = []
     fake_plugin.train = lambda run, dataset, hp, ckpt, **k: calls.append("train") or 0.1
     fake_plugin.tune = lambda hp, run, dataset, ckpt, **k: calls.append(("tune", hp)) or 0.9
-    call, registry = call_for(tmp_path, trial_id="t1", metric="score")
-    assert run_plugin(call, registry).metrics == {"score": 0.9}
-    call, registry = call_for(tmp_path)
-    run_plugin(call, registry)
+    call, registry, run_id = call_for(tmp_path, trial_id="t1", metric="score")
+    assert run_plugin(call).metrics == {"score": 0.9}
+    call, registry, run_id = call_for(tmp_path)
+    run_plugin(call)
     assert calls == [("tune", {"lr": 0.1}), "train"]
     assert json.dumps(calls[0][1])  # the plugin got a plain dict

@@ -16,7 +16,7 @@ def test_defaults_live_under_the_home_folder(tmp_path):
     config = Settings.from_environ({"UNITRAIN_HOME": str(tmp_path)})
     assert config.storage == tmp_path / "runs"
     assert config.artifact_root == tmp_path / "mlflow" / "artifacts"
-    assert config.registered_model == "unitrain" and config.upload_parallelism == 2
+    assert config.registered_model == "unitrain" and config.max_trials == 10_000
     assert config.mlflow_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     assert config.ray_address is None and config.prefect_api_url is None
 
@@ -29,7 +29,7 @@ def test_each_variable_is_read(tmp_path):
             "UNITRAIN_REGISTERED_MODEL": "models",
             "UNITRAIN_ARTIFACT_ROOT": str(tmp_path / "art"),
             "UNITRAIN_MLFLOW_UI_URL": "http://mlflow:5000/",
-            "UNITRAIN_UPLOAD_PARALLELISM": "4",
+            "UNITRAIN_MAX_TRIALS": "4",
             "UNITRAIN_RAY_NUM_CPUS": "3",
             "UNITRAIN_RAY_DASHBOARD": "1",
             "MLFLOW_TRACKING_URI": "http://mlflow:5000",
@@ -38,14 +38,14 @@ def test_each_variable_is_read(tmp_path):
     )
     assert config.storage == tmp_path / "shared" and config.registered_model == "models"
     assert config.artifact_root == tmp_path / "art"
-    assert config.mlflow_ui_url == "http://mlflow:5000" and config.upload_parallelism == 4
+    assert config.mlflow_ui_url == "http://mlflow:5000" and config.max_trials == 4
     assert config.ray_num_cpus == 3 and config.ray_dashboard and config.local_cpus() == 3
     assert config.mlflow_tracking_uri() == "http://mlflow:5000" and config.ray_address == "auto"
 
 
 def test_a_bad_number_names_the_variable():
-    with pytest.raises(ValueError, match="UNITRAIN_UPLOAD_PARALLELISM: expected a whole number"):
-        Settings.from_environ({"UNITRAIN_UPLOAD_PARALLELISM": "many"})
+    with pytest.raises(ValueError, match="UNITRAIN_MAX_TRIALS: expected a whole number"):
+        Settings.from_environ({"UNITRAIN_MAX_TRIALS": "many"})
     with pytest.raises(ValueError, match="UNITRAIN_RAY_NUM_CPUS: must be at least 1"):
         Settings.from_environ({"UNITRAIN_RAY_NUM_CPUS": "0"})
 

@@ -20,6 +20,7 @@ SECRET_VARIABLES = {
     "PREFECT_API_KEY": "key-3",
     "PREFECT_API_AUTH_STRING": "admin:pw-4",
     "MLFLOW_TRACKING_URI": "https://user:pw-5@mlflow.example",
+    "AWS_SECRET_ACCESS_KEY": "aws-6",
 }
 
 
@@ -38,11 +39,12 @@ def test_only_settings_without_secrets_travel_in_the_open():
         "PREFECT_API_URL": "http://127.0.0.1:4200/api",
         "PREFECT_HOME": "/home/me/.prefect",
         "HOME": "/home/me",
-        "AWS_SECRET_ACCESS_KEY": "aws-6",
+        "AWS_DEFAULT_REGION": "eu-west-1",
     }
     assert public_environment(environ) == {
         "UNITRAIN_STORAGE": "/mnt/shared",
         "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+        "AWS_DEFAULT_REGION": "eu-west-1",
     }
 
 

@@ -26,7 +26,9 @@ from unitrain.settings import settings
 
 __all__ = ["is_secret", "load_worker_secrets", "public_environment", "worker_secrets"]
 
-_FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_")
+# (AWS_: Ray Tune used to hand trials the driver's AWS credentials; they travel
+# with the other secrets now)
+_FORWARDED_PREFIXES = ("UNITRAIN_", "MLFLOW_", "PREFECT_", "AWS_")
 _SECRET_WORDS = (
     "PASSWORD",
     "PASSWD",

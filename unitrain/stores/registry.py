@@ -123,6 +123,7 @@ class ModelRegistry:
         run_name: str,
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        start_time_ms: int | None = None,
     ) -> str:
         """Create a run of ``plan``'s job, tagged as every unitrain run is; return its ID."""
         all_tags = {
@@ -134,7 +135,9 @@ class ModelRegistry:
         }
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id(), run_name=run_name, tags=all_tags)
+        run = self.client.create_run(
+            self.experiment_id(), start_time=start_time_ms, run_name=run_name, tags=all_tags
+        )
         return str(run.info.run_id)
 
     def end_run(self, run_id: str, status: str) -> None:

@@ -64,6 +64,9 @@ class TrialsLoggingCallback(Callback):
         progress: StepProgress | None,
         interval_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        on_start: Callable[[Any], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+        on_end: Callable[[Any, bool], None] | None = None,
     ) -> None:
         self.job = job
         self.metric = metric
@@ -76,6 +79,9 @@ class TrialsLoggingCallback(Callback):
         self.metric_names: set[str] = set()
         self.finished = 0
         self._clock = clock
+        self._on_start = on_start
+        self._on_result = on_result
+        self._on_end = on_end
         self._last: float | None = None  # no snapshot sent yet
         self._sender: ThreadPoolExecutor | None = None
         self._inflight: Future[None] | None = None
@@ -85,6 +91,7 @@ class TrialsLoggingCallback(Callback):
         # does not pickle, and a restored callback starts its own.
         state = dict(self.__dict__)
         state["_sender"] = state["_inflight"] = None
+        state["_on_start"] = state["_on_result"] = state["_on_end"] = None
         return state
 
     # -- Ray Tune hooks ----------------------------------------------------
@@ -93,18 +100,26 @@ class TrialsLoggingCallback(Callback):
         self._update(trial, "RUNNING")
         row = self.trials[trial.trial_id]
         row["attempts"] = int(row.get("attempts", 0)) + 1  # a retried trial starts again
+        if self._on_start is not None:
+            self._on_start(trial)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         self._update(trial, "RUNNING", result)
+        if self._on_result is not None:
+            self._on_result(trial)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, "TERMINATED", trial.last_result)
+        if self._on_end is not None:
+            self._on_end(trial, False)
         self._one_more_finished()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, "ERROR", trial.last_result)
+        if self._on_end is not None:
+            self._on_end(trial, True)
         self._one_more_finished()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:

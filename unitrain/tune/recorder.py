@@ -1,0 +1,219 @@
+"""Carrying each trial's records to MLflow, and registering its model, from the search's driver.
+
+Trials write into their own folders (``unitrain.run_sinks.FolderSink``); a
+thread of the driver turns each trial into an MLflow child run of the job's
+run while the search goes on: for a trial that runs longer than a couple of
+seconds the run appears while it runs and its metrics follow it; a short one
+is written once, when it ends, with its start and end times. When a trial ends
+its run gets its final metrics, parameters, artifacts and status, and its
+model is registered. Every write is idempotent (runs are found again by trial,
+models by job run and trial), so a resumed job records nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unitrain.job.plan import TuningPlan
+from unitrain.run_sinks import read_metrics
+from unitrain.tune.results import TrialOutcome, TrialResult
+
+__all__ = ["TrialRecorder"]
+
+log = logging.getLogger(__name__)
+
+#: a trial that has run this long gets its MLflow run while it runs
+LIVE_AFTER_S = 2.0
+#: metrics of a running trial are sent at most this often
+LIVE_EVERY_S = 2.0
+_BATCH = 1000  # MLflow's limit of metrics per log_batch
+
+
+@dataclass
+class _Trial:
+    run_id: str = ""
+    offset: int = 0
+    params_sent: bool = False
+    last_sent: float = 0.0
+    ended: bool = False
+    status: str = ""
+
+
+@dataclass
+class TrialRecorder:
+    """A queue of trial events and the thread that records them."""
+
+    plan: TuningPlan
+    trials_root: Path
+    #: the job's MLflow run, parent of the trials' runs
+    job_run: str
+    run_ids: dict[str, str] = field(default_factory=dict)
+    registered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._trials: dict[str, _Trial] = {}
+        self._thread = threading.Thread(target=self._run, name="trial-recorder", daemon=True)
+        self._thread.start()
+
+    # -- events (from Ray Tune's loop: they only queue) ------------------------------------
+
+    def progressed(self, trial_id: str) -> None:
+        self._queue.put(("progress", trial_id))
+
+    def ended(self, outcome: TrialOutcome) -> None:
+        self._queue.put(("end", outcome))
+
+    def finish(self) -> None:
+        """Wait until everything queued is recorded."""
+        self._queue.put(None)
+        self._thread.join()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        from unitrain.stores.registry import ModelRegistry
+
+        self.registry = ModelRegistry()
+        self._runs_of_earlier_attempts()
+        self._models = self.registry.registered_trials(self.plan.job, self.job_run)
+        while (event := self._queue.get()) is not None:
+            kind, payload = event
+            try:
+                if kind == "progress":
+                    self._progress(payload)
+                else:
+                    self._end(payload)
+            except Exception as error:  # noqa: BLE001 (the upload step tries again)
+                trial_id = payload if isinstance(payload, str) else payload.trial_id
+                self.failed[trial_id] = str(error)
+                log.warning("trial %s: could not record it in MLflow yet: %s", trial_id, error)
+
+    def _runs_of_earlier_attempts(self) -> None:
+        """The runs a resumed job recorded before it was interrupted, by trial."""
+        from unitrain.stores.registry import TAG
+
+        runs = self.registry.client.search_runs(
+            [self.registry.experiment_id()],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.job_run}'",
+            max_results=50_000,
+        )
+        for run in runs:
+            trial_id = run.data.tags.get(TAG.TRIAL, "")
+            if trial_id and run.info.status != "RUNNING":
+                self.run_ids[trial_id] = run.info.run_id
+                self._trials[trial_id] = _Trial(
+                    run_id=run.info.run_id, ended=True, status=run.info.status
+                )
+
+    def _progress(self, trial_id: str) -> None:
+        state = self._trials.setdefault(trial_id, _Trial())
+        now = time.time()
+        if state.ended or now - state.last_sent < LIVE_EVERY_S:
+            return
+        own = TrialResult.load(self.trials_root / trial_id)
+        if own is None or own.status != "RUNNING" or now - own.started_at < LIVE_AFTER_S:
+            return  # a short trial is written once, when it ends
+        self._ensure_run(trial_id, own, state)
+        self._send(trial_id, own, state)
+
+    def _end(self, outcome: TrialOutcome) -> None:
+        trial_id = outcome.trial_id
+        state = self._trials.setdefault(trial_id, _Trial())
+        if state.ended:
+            if outcome.status == "ERROR" and state.status == "FINISHED":
+                # The driver failed a trial that ran to its end (its metric is missing).
+                self.registry.client.set_terminated(state.run_id, "FAILED")
+                state.status = "FAILED"
+            if outcome.has_model and trial_id not in self.registered:
+                self._register(outcome, state.run_id)
+            return
+        own = TrialResult.load(self.trials_root / trial_id)
+        if own is None:
+            return  # it never started: nothing to record
+        self._ensure_run(trial_id, own, state)
+        self._send(trial_id, own, state, final=outcome.metrics)
+        artifacts = self.trials_root / trial_id / "record" / "artifacts"
+        if artifacts.is_dir():
+            self.registry.client.log_artifacts(state.run_id, str(artifacts))
+        status = {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
+        if outcome.status == "ERROR":
+            status = "FAILED"
+        end_ms = int((own.ended_at or time.time()) * 1000)
+        self.registry.client.set_terminated(state.run_id, status, end_time=end_ms)
+        state.ended, state.status = True, status
+        if outcome.has_model:
+            self._register(outcome, state.run_id)
+
+    def _ensure_run(self, trial_id: str, own: TrialResult, state: _Trial) -> None:
+        from unitrain.stores.registry import TAG
+
+        if state.run_id:
+            return
+        state.run_id = self.registry.start_run(
+            self.plan,
+            run_name=f"{self.plan.job}-{trial_id}",
+            parent_run_id=self.job_run,
+            tags={TAG.TRIAL: trial_id, TAG.NODE: own.node},
+            start_time_ms=int((own.started_at or time.time()) * 1000),
+        )
+        self.run_ids[trial_id] = state.run_id
+
+    def _send(
+        self,
+        trial_id: str,
+        own: TrialResult,
+        state: _Trial,
+        final: dict[str, float] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param
+
+        folder = self.trials_root / trial_id / "record"
+        lines, state.offset = read_metrics(folder, state.offset)
+        metrics = [Metric(*line) for line in lines]
+        logged = {line[0] for line in lines}
+        if final:
+            now = int(time.time() * 1000)
+            step = max((line[3] for line in lines), default=0)
+            metrics += [Metric(k, v, now, step) for k, v in final.items() if k not in logged]
+        params = []
+        if not state.params_sent:
+            params = [
+                Param(k, v if isinstance(v, str) else _json(v))
+                for k, v in own.hyperparameters.items()
+            ]
+            state.params_sent = True
+        for start in range(0, max(len(metrics), 1), _BATCH):
+            chunk = metrics[start : start + _BATCH]
+            if chunk or params:
+                self.registry.client.log_batch(state.run_id, metrics=chunk, params=params)
+                params = []
+        state.last_sent = time.time()
+
+    def _register(self, outcome: TrialOutcome, run_id: str) -> None:
+        self.registered[outcome.trial_id] = self.registry.register(
+            run_id=run_id,
+            model_dir=outcome.model_dir,
+            job=self.plan.job,
+            plugin=self.plan.plugin,
+            dataset=self.plan.dataset.id,
+            hyperparameters=outcome.hyperparameters,
+            metrics=outcome.metrics,
+            trial_id=outcome.trial_id,
+            job_run=self.job_run,
+            existing=self._models,
+        )
+        self._models[outcome.trial_id] = self.registered[outcome.trial_id]
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
