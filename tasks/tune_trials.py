@@ -61,6 +61,7 @@ def tune_trials(
     callback = TrialsLoggingCallback(
         job=plan.job,
         metric=config.metric,
+        mode=config.mode,
         hyperparameters=plan.searched_names,
         total_trials=plan.total_trials,
         progress=progress.step("trials"),

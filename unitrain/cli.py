@@ -302,17 +302,49 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unitrain", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+EXIT_CODES = f"""exit codes:
+  0    the job finished; its result JSON is on stdout
+  {EXIT_FAILED}    the job failed while running (the message says why)
+  {EXIT_INVALID}    the job or the command line is invalid; nothing ran
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C; run the same job again to resume it
+  {EXIT_TERMINATED}  interrupted by SIGTERM; run the same job again to resume it
+"""
 
-    run = commands.add_parser("run", help="run a train job (JSON file, or - for stdin)")
-    run.add_argument("job")
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unitrain")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitrain",
+        description="Train and tune models from one JSON job.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"unitrain {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a train job (JSON file, or - for stdin)",
+        description="Run a job: training, or a hyperparameter search when is_tune is true. "
+        "The result JSON goes to stdout, logs to stderr. A job that was interrupted or "
+        "crashed resumes when run again under the same name.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("job", help="the job's JSON file, or - to read it from stdin")
     run.add_argument("--plugin", help="plugin to run (default: the job's, else digits_mlp)")
     run.set_defaults(handler=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a job and show what it would run")
-    validate.add_argument("job")
+    validate.add_argument("job", help="the job's JSON file, or - to read it from stdin")
     validate.add_argument("--plugin")
     validate.set_defaults(handler=_cmd_validate)
 

@@ -1,4 +1,8 @@
-"""``unitrain run`` as a user runs it: a subprocess on a fresh home, the embedded defaults."""
+"""``unitrain run`` as a user runs it: subprocesses on one fresh home, the embedded defaults.
+
+The first command starts the home's local stack; the later ones reuse it, as a
+user's do. It is stopped (``unitrain stop``) when the module ends.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +29,26 @@ def unitrain(
         if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
     }
     env.update(
-        UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="5"
+        UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="120"
     )
     env.update(extra_env or {})
     command = [sys.executable, "-m", "unitrain.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_seed_training_examples_run_from_the_command_line(tmp_path):
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("cli") / "home"
+    yield home
+    stopped = unitrain(home, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_seed_training_examples_run_from_the_command_line(home, tmp_path):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     np.savez(tmp_path / "digits456.npz", X=digits.data.astype("float32"), y=digits.target)
-    home = tmp_path / "home"
     added = unitrain(home, "datasets", "add", str(tmp_path / "digits456.npz"), "--id", "456")
     assert added.returncode == 0, added.stderr
 
@@ -61,7 +73,7 @@ def test_seed_training_examples_run_from_the_command_line(tmp_path):
     assert models[result["model_id"] + 1]["dataset"] == "456"
 
 
-def test_deprecated_tune_action_still_runs_with_a_warning(tmp_path):
+def test_deprecated_tune_action_still_runs_with_a_warning(home, tmp_path):
     job = {
         "action": "tune",
         "plugin": "synthetic",
@@ -76,7 +88,7 @@ def test_deprecated_tune_action_still_runs_with_a_warning(tmp_path):
         },
     }
     (tmp_path / "old.json").write_text(json.dumps(job))
-    done = unitrain(tmp_path / "home", "run", str(tmp_path / "old.json"))
+    done = unitrain(home, "run", str(tmp_path / "old.json"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'warning: action "tune" is deprecated' in done.stderr
     result = json.loads(done.stdout)

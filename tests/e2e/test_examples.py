@@ -56,6 +56,16 @@ def test_hyperopt_hyperband_example_needs_a_gpu_and_runs_without_one(seed_datase
     assert state.is_failed()
     with pytest.raises(UnitrainError, match="num_gpus=0.5: the Ray cluster has no GPU"):
         state.result()
-    result = run_example("tune_hyperopt_hyperband.json", num_gpus=0).result()
+    # Without a GPU, on this machine's two cores: one core per trial, a shorter search
+    # (the search algorithm, scheduler and space are the example's own).
+    tune_config = json.loads((EXAMPLES / "tune_hyperopt_hyperband.json").read_text())["params"][
+        "tune_config"
+    ]
+    result = run_example(
+        "tune_hyperopt_hyperband.json",
+        num_gpus=0,
+        num_cpus=1,
+        tune_config={**tune_config, "num_samples": 12},
+    ).result()
     assert len(result["trial_models"]) >= 1
     assert result["best_trial"]["metrics"]["validation_accuracy"] > 0.8

@@ -1,7 +1,9 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from unitrain.cli import main
 
@@ -72,3 +74,41 @@ def test_gpu_job_on_a_machine_without_gpus_is_refused_before_anything_starts(
     assert main(["run", job]) == 2
     assert "num_gpus=0.5: this machine has 0 GPUs" in capsys.readouterr().err
     assert not (home / "prefect").exists()
+
+
+def test_version_and_help_speak_plain_text(capsys):
+    from importlib.metadata import version
+
+    from unitrain import cli
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"unitrain {version('unitrain')}"
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text and ":func:" not in text
+        for code in (
+            0,
+            cli.EXIT_FAILED,
+            cli.EXIT_INVALID,
+            cli.EXIT_INTERRUPTED,
+            cli.EXIT_TERMINATED,
+        ):
+            assert re.search(rf"^  {code} +\S", text, re.MULTILINE), (argv, code)
+
+
+def test_the_readme_documents_every_exit_code():
+    from unitrain import cli
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    documented = {int(code) for code in re.findall(r"^  \| (\d+) \|", readme, re.MULTILINE)}
+    assert documented == {
+        0,
+        cli.EXIT_FAILED,
+        cli.EXIT_INVALID,
+        cli.EXIT_INTERRUPTED,
+        cli.EXIT_TERMINATED,
+    }

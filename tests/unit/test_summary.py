@@ -1,5 +1,24 @@
 from unitrain.job.plan import plan_job
-from unitrain.ui.summary import TrialPoint, objective_chart, render_summary
+from unitrain.ui.summary import (
+    MAX_CHART_ROWS,
+    MAX_MODEL_ROWS,
+    TrialPoint,
+    objective_chart,
+    render_summary,
+)
+
+
+def tuning_plan():
+    return plan_job(
+        {
+            "name": "t",
+            "dataset": 1,
+            "is_tune": True,
+            "tune_config": {"metric": "score"},
+            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+        },
+        "synthetic",
+    )
 
 
 def test_chart_follows_finish_order_and_tracks_the_best():
@@ -49,3 +68,23 @@ def test_tuning_summary_links_models_and_runs(home, monkeypatch):
     assert "[MLflow run](http://mlflow.example:5000/#/experiments/1/runs/abc)" in text
     assert "| x | 0.3 |" in text and "| score | 0.99 |" in text
     assert "## score per trial" in text
+
+
+def test_a_thousand_trials_give_a_summary_of_bounded_size_best_models_first(home):
+    # objective rises on every 100th trial only: 10 improvements among 1000 trials
+    points = [
+        TrialPoint(f"t{i}", float(i), float(i // 100) + (0.0 if i % 100 else 0.5), i + 1, f"r{i}")
+        for i in range(1000)
+    ]
+    chart = objective_chart(points, "score", "max")
+    rows = [line for line in chart if line.startswith("| ") and "`" in line]
+    assert len(rows) <= MAX_CHART_ROWS
+    assert rows[-1].split("|")[2].strip() == "`t999`"  # the last trial closes the chart
+    assert sum("new best" in row for row in rows) == 10
+    result = {"model_id": 901, "best_trial": {"trial_id": "t900", "config": {}}, "trial_models": []}
+    text = render_summary(tuning_plan(), result, metrics={"score": 9.5}, trials=points)
+    models = [line for line in text.splitlines() if "[model " in line and line.startswith("| `")]
+    assert len(models) == MAX_MODEL_ROWS
+    assert models[0].startswith("| `t900` |")  # the best first
+    assert f"The {MAX_MODEL_ROWS} best of 1000 trial models" in text
+    assert len(text) < 20_000

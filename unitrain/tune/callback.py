@@ -59,6 +59,7 @@ class TrialsLoggingCallback(Callback):
         *,
         job: str,
         metric: str,
+        mode: str = "max",
         hyperparameters: list[str],
         total_trials: int,
         progress: StepProgress | None,
@@ -70,6 +71,7 @@ class TrialsLoggingCallback(Callback):
     ) -> None:
         self.job = job
         self.metric = metric
+        self.mode = mode
         self.hyperparameters = hyperparameters
         self.total_trials = max(total_trials, 1)
         self.progress = progress
@@ -153,6 +155,7 @@ class TrialsLoggingCallback(Callback):
             hyperparameters=list(self.hyperparameters),
             metrics=list(self.metric_columns),
             best_trial=best_trial,
+            mode=self.mode,
         )
 
     def reported(self, trial_id: str) -> dict[str, float]:

@@ -24,6 +24,10 @@ __all__ = ["TrialPoint", "objective_chart", "objective_figure", "publish_summary
 
 log = logging.getLogger(__name__)
 BAR_WIDTH = 30
+#: a longer chart shows only the trials that improved on the best so far, and the last
+MAX_CHART_ROWS = 50
+#: the trial models listed, best first; the registry has the others
+MAX_MODEL_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,35 @@ def objective_chart(points: Sequence[TrialPoint], metric: str, mode: str) -> lis
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     lines = [f"| # | trial | {metric} | | best so far |", "|---:|---|---:|---|---:|"]
+    only_improvements = len(finished) > MAX_CHART_ROWS
+    if only_improvements:
+        lines.insert(
+            0, f"_{len(finished)} trials: those that improved on the best, and the last._\n"
+        )
     best: float | None = None
     for index, (point, value) in enumerate(finished, start=1):
         improved = best is None or (value > best if mode == "max" else value < best)
         best = value if improved else best
+        if only_improvements and not improved and index != len(finished):
+            continue
         length = 1 + round((value - low) / span * (BAR_WIDTH - 1))
         bar = "█" * length
         mark = " ◀ new best" if improved else ""
         lines.append(f"| {index} | `{point.trial_id}` | {value:.4g} | `{bar}`{mark} | {best:.4g} |")
     return lines
+
+
+def _best_models(points: Sequence[TrialPoint], mode: str) -> tuple[list[TrialPoint], int]:
+    """The trial models worth listing, best first, and how many are left out."""
+    with_model = [p for p in points if p.model_id is not None]
+    if len(with_model) <= MAX_MODEL_ROWS:
+        return with_model, 0
+    sign = -1.0 if mode == "max" else 1.0
+    ranked = sorted(
+        with_model,
+        key=lambda p: (p.objective is None, sign * p.objective if p.objective is not None else 0),
+    )
+    return ranked[:MAX_MODEL_ROWS], len(with_model) - MAX_MODEL_ROWS
 
 
 def objective_figure(points: Sequence[TrialPoint], metric: str, mode: str) -> Any:
@@ -137,6 +161,7 @@ def render_summary(
     ]
     if isinstance(plan, TuningPlan):
         config = plan.config
+        listed, left_out = _best_models(trials, config.mode)
         lines += [
             f"## {config.metric} per trial, in the order trials finished",
             "",
@@ -149,10 +174,15 @@ def render_summary(
             *(
                 f"| `{p.trial_id}` | {_model_link(registered_model, p.model_id)} | "
                 f"{_run_link(experiment_id, p.run_id, p.run_id[:8]) if p.run_id else ''} |"
-                for p in trials
-                if p.model_id is not None
+                for p in listed
             ),
         ]
+        if left_out:
+            lines += [
+                "",
+                f"_The {len(listed)} best of {len(listed) + left_out} trial models; "
+                f"all of them: `unitrain models list --job {plan.job}`._",
+            ]
     return "\n".join(lines) + "\n"
 
 
