@@ -47,7 +47,7 @@ e2e: setup
 # Real faults (signals, killed processes, a held lock, a stopped MLflow server, a lost
 # Ray node); slower, so a target of its own, which CI runs too. Prints the fault matrix.
 faults: setup
-	$(BIN)/pytest -q tests/faults
+	$(BIN)/pytest -q -n 0 tests/faults
 
 bench: setup
 	$(BIN)/python bench/tune_overhead.py

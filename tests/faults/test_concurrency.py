@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,18 @@ from tests.faults.helpers import UNITRAIN, Home
 
 pytestmark = pytest.mark.faults
 JOBS = 10
+
+
+def log_records(text: str) -> list[str]:
+    """A log split into its records (a record starts with a time stamp: ``18:24:18.311 | ``)."""
+    return [r for r in re.split(r"\n(?=\d\d:\d\d:\d\d\.\d+ \| )", text) if r.strip()]
+
+
+def _heartbeat(record: str) -> bool:
+    # The Prefect server keeps its worker's heartbeat as best it can: a busy SQLite
+    # store fails one, logged, and the worker sends the next 30 s later. No job
+    # request is involved.
+    return "Worker channel heartbeat persistence failed" in record
 
 
 def free_port() -> int:
@@ -61,9 +74,11 @@ def test_ten_jobs_at_once_all_finish_and_register_once(tmp_path: Path, report):
         report.record(survived=not failed, lost=lost, duplicated=duplicated)
         assert not failed, failed[0]
         assert (lost, duplicated) == (0, 0)
-        logs = [job.stderr for job in jobs]
-        logs += [p.read_text() for p in (home.path / "logs").glob("*.log")]
-        assert not [log for log in logs if "database is locked" in log]
+        records = [job.stderr for job in jobs]
+        for path in (home.path / "logs").glob("*.log"):
+            records += log_records(path.read_text())
+        locked = [r for r in records if "database is locked" in r and not _heartbeat(r)]
+        assert not locked, locked[0][-3000:]
     finally:
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(timeout=60)

@@ -84,8 +84,9 @@ class TrialTable:
 
         def rank(trial_id: str) -> tuple[bool, float]:
             value = self.trials[trial_id].get(metric)
-            scored = isinstance(value, int | float)
-            return (not scored, sign * value if scored else 0.0)
+            if isinstance(value, int | float):
+                return (False, sign * value)
+            return (True, 0.0)
 
         running = [k for k, v in self.trials.items() if v.get("status") == "RUNNING"]
         running = running[: min(MAX_RUNNING_ROWS, room)]
