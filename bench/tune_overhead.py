@@ -157,6 +157,7 @@ def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]
                     num_samples=trials,
                     max_concurrent_trials=CONCURRENCY,
                     reuse_actors=True,
+                    trial_dirname_creator=lambda trial: trial.trial_id,
                 ),
                 run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
             ).fit()
