@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from unitrain.errors import JobValidationError, UnitrainError
+from unitrain.errors import JobValidationError, NotFoundError, UnitrainError
 from unitrain.settings import configure_environment, enable_local_ray_auth, settings
 from unitrain.stores.retry import scrub
 
@@ -201,6 +201,83 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_jobs_list(args: argparse.Namespace) -> int:
+    import time
+
+    from unitrain.ui.job_list import list_jobs
+
+    jobs = list_jobs(limit=args.limit)
+    if args.json:
+        print(json.dumps([j.as_json() for j in jobs], indent=2))
+        return 0
+    rows = [
+        (
+            j.name,
+            j.mode,
+            j.state,
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started_at)),
+            _duration(j.duration_s),
+            ", ".join(f"{k}={v:.4g}" for k, v in sorted(j.best_metrics.items())[:2]) or "-",
+            _ids(j.model_ids),
+        )
+        for j in jobs
+    ]
+    _table(("JOB", "MODE", "STATE", "STARTED", "TOOK", "BEST", "MODELS"), rows)
+    return 0
+
+
+def _cmd_jobs_show(args: argparse.Namespace) -> int:
+    from unitrain.ui.job_list import job_details
+
+    details = job_details(args.name)
+    if details is None:
+        raise NotFoundError(f"no job named {args.name!r} in {settings().storage_dir()}")
+    if args.json:
+        print(json.dumps(details, indent=2, default=str))
+        return 0
+    print(f"job {details['name']}: {details['mode']}, {details['state']}")
+    print(f"  took {_duration(details['duration_s'])}; models {_ids(details['model_ids'])}")
+    if details["model_id"] is not None:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(details["best_metrics"].items()))
+        print(
+            f"  {'best' if details['mode'] == 'tuning' else 'latest'} model "
+            f"{details['model_id']}: {metrics}"
+        )
+    if details["error"]:
+        print(f"  error: {details['error']}")
+    for where, url in details["links"].items():
+        print(f"  {where}: {url}")
+    trials = details["trials"]
+    if trials:
+        print()
+        columns = [c for c in trials[0] if c != "trial_id"][:6]
+        rows = [
+            (
+                ("★ " if t["trial_id"] == details.get("best_trial") else "  ") + t["trial_id"],
+                *(_cell(t.get(c, "")) for c in columns),
+            )
+            for t in trials
+        ]
+        _table(("TRIAL", *(c.upper() for c in columns)), rows)
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _ids(ids: list[int]) -> str:
+    if len(ids) > 6:
+        return f"{', '.join(map(str, ids[:3]))}, ... {ids[-1]} ({len(ids)})"
+    return ", ".join(map(str, ids)) or "-"
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _cmd_plugins_list(args: argparse.Namespace) -> int:
     from unitrain.plugin_loader import available_plugins, load_plugin
 
@@ -365,6 +442,16 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--job", help="only the models of this job")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_cmd_models_list)
+
+    jobs = commands.add_parser("jobs", help="recent jobs: state, duration, best model; or one job")
+    jobs.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(handler=_cmd_jobs_list)
+    jobs_actions = jobs.add_subparsers(dest="action", required=False, metavar="show NAME")
+    show = jobs_actions.add_parser("show", help="one job: links, models and trial table")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_cmd_jobs_show)
 
     plugins = commands.add_parser("plugins", help="installed plugins").add_subparsers(
         dest="action", required=True

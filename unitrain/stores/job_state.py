@@ -114,6 +114,22 @@ class JobFolder:
         except OSError:
             return ""
 
+    def is_running(self) -> bool:
+        """Whether a process holds the job's name now (a crashed one holds nothing)."""
+        if self.job in _HELD:
+            return True
+        try:
+            handle = open(self.path / "job.lock")  # noqa: SIM115 (closed below)
+        except OSError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the job's name for the duration; raise at once if another process holds it."""

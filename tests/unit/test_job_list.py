@@ -1,0 +1,105 @@
+"""``unitrain jobs``: read back from real job records and a real MLflow store."""
+
+import json
+import multiprocessing
+import time
+
+from unitrain.cli import main
+from unitrain.stores.job_state import JobFolder, JobRecord
+from unitrain.stores.registry import ModelRegistry
+from unitrain.ui.job_list import job_details, list_jobs
+
+
+def record(name: str, mode: str, state: str, started: float, run_id: str = "") -> None:
+    JobFolder(name).save(
+        JobRecord(
+            job=name,
+            mode=mode,
+            digest="d",
+            state=state,  # type: ignore[arg-type]
+            run_id=run_id,
+            flow_runs=["f-1"],
+            started_at=started,
+            updated_at=started + 90,
+        )
+    )
+
+
+def register(registry: ModelRegistry, job: str, run_id: str, score: float, tmp_path) -> int:
+    folder = tmp_path / f"model-{job}-{score}"
+    folder.mkdir()
+    (folder / "model.txt").write_text("weights")
+    return registry.register(
+        run_id=run_id,
+        model_dir=folder,
+        job=job,
+        plugin="synthetic",
+        dataset=1,
+        hyperparameters={},
+        metrics={"score": score},
+    )
+
+
+def _hold(name: str, ready, release) -> None:
+    with JobFolder(name).locked():
+        ready.set()
+        release.wait(30)
+
+
+def test_jobs_are_listed_newest_first_with_state_duration_and_models(home, tmp_path, capsys):
+    registry = ModelRegistry()
+    run = registry.client.create_run(registry.experiment_id()).info.run_id
+    record("older", "training", "finished", 1_000.0, run_id=run)
+    first = register(registry, "older", run, 0.5, tmp_path)
+    second = register(registry, "older", run, 0.7, tmp_path)
+    record("crashed-one", "tuning", "running", 2_000.0)  # nobody holds its name
+    record("busy", "tuning", "running", 3_000.0)
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.get_context("fork").Process(
+        target=_hold, args=("busy", ready, release)
+    )
+    holder.start()
+    try:
+        assert ready.wait(30)
+        jobs = list_jobs()
+        assert [j.name for j in jobs] == ["busy", "crashed-one", "older"]
+        assert [j.state for j in jobs] == ["running", "crashed", "finished"]
+        older = jobs[-1]
+        assert older.duration_s == 90 and older.model_ids == [first, second]
+        assert older.model_id == second and older.best_metrics == {"score": 0.7}
+        assert jobs[0].duration_s > time.time() - 3_000.0 - 5  # running: up to now
+
+        assert main(["jobs"]) == 0
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split() == ["JOB", "MODE", "STATE", "STARTED", "TOOK", "BEST", "MODELS"]
+        assert "crashed" in table[2] and "score=0.7" in table[3]
+        assert main(["jobs", "--json"]) == 0
+        assert [j["name"] for j in json.loads(capsys.readouterr().out)] == [
+            "busy",
+            "crashed-one",
+            "older",
+        ]
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_one_job_shows_its_links_and_trial_table(home, tmp_path, capsys):
+    registry = ModelRegistry()
+    run = registry.client.create_run(registry.experiment_id()).info.run_id
+    registry.client.log_dict(
+        run,
+        {"trials": {"t1": {"status": "TERMINATED", "score": 0.9}}, "best_trial": "t1"},
+        "trials.json",
+    )
+    record("searched", "tuning", "finished", 1_000.0, run_id=run)
+    details = job_details("searched")
+    assert details is not None
+    assert details["links"]["mlflow"].endswith(f"/runs/{run}")
+    assert details["links"]["prefect"].endswith("/runs/flow-run/f-1")
+    assert details["trials"] == [{"trial_id": "t1", "status": "TERMINATED", "score": 0.9}]
+    assert main(["jobs", "show", "searched"]) == 0
+    shown = capsys.readouterr().out
+    assert "job searched: tuning, finished" in shown and "★ t1" in shown
+    assert main(["jobs", "show", "nothing-here"]) == 1
+    assert "no job named 'nothing-here'" in capsys.readouterr().err
