@@ -69,5 +69,8 @@ def run_tuning(
         for t in outcome.trials
     ]
     run_id = next((t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id), "")
-    publish_summary(plan, result, metrics=best["metrics"], run_id=run_id, trials=points)
+    search = {"stopped": outcome.stopped, **outcome.compute}
+    publish_summary(
+        plan, result, metrics=best["metrics"], run_id=run_id, trials=points, search=search
+    )
     return result

@@ -37,9 +37,14 @@ def tune_trials(
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from unitrain._compat import set_tuner_callbacks, stop_tune_forwarding_credentials
+    from unitrain._compat import (
+        set_tuner_callbacks,
+        set_tuner_stopper,
+        stop_tune_forwarding_credentials,
+    )
     from unitrain.runtime.worker_env import is_secret
     from unitrain.tune.callback import TrialsLoggingCallback
+    from unitrain.tune.stopping import BudgetStopper, SearchBudget
     from unitrain.tune.trial import make_trainable
 
     logger = get_run_logger()
@@ -53,10 +58,20 @@ def tune_trials(
         checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, folder.path / "checkpoint")
     setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint)
     recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id)
+    budget = SearchBudget(
+        metric=config.metric,
+        mode=config.mode,
+        cpus_per_trial=plan.num_cpus,
+        gpus_per_trial=plan.num_gpus,
+        **config.stop.model_dump(),
+    )
+    stopper = BudgetStopper(budget)
 
     def ended(trial: Any, errored: bool) -> None:  # on Ray Tune's loop: queue, never wait
         reported = callback.reported(trial.trial_id)
-        recorder.ended(_outcome_of_trial(trial, setup, reported, config.metric, errored))
+        outcome = _outcome_of_trial(trial, setup, reported, config.metric, errored)
+        budget.trial_ended(trial.trial_id, outcome.objective(config.metric))
+        recorder.ended(outcome)
 
     callback = TrialsLoggingCallback(
         job=plan.job,
@@ -65,6 +80,7 @@ def tune_trials(
         hyperparameters=plan.searched_names,
         total_trials=plan.total_trials,
         progress=progress.step("trials"),
+        on_start=lambda trial: budget.trial_started(trial.trial_id),
         on_result=lambda trial: recorder.progressed(trial.trial_id),
         on_end=ended,
     )
@@ -82,9 +98,10 @@ def tune_trials(
                 restart_errored=True,
             )
             set_tuner_callbacks(tuner, callbacks)
+            set_tuner_stopper(tuner, stopper)
         else:
             shutil.rmtree(folder.tune_path, ignore_errors=True)
-            tuner = _new_tuner(plan, trainable, callbacks, folder)
+            tuner = _new_tuner(plan, trainable, callbacks, stopper, folder)
         logger.info(
             "tuning %r: %d trials on %s", plan.job, plan.total_trials, ray.cluster_resources()
         )
@@ -103,17 +120,43 @@ def tune_trials(
     finally:
         table = callback.finish()
         recorder.finish()
+        stopper.release()
     trials = [
         dataclasses.replace(t, mlflow_run_id=recorder.run_ids.get(t.trial_id, "")) for t in trials
     ]
     failed = [t for t in trials if t.status == "ERROR"]
     logger.info("%d trials finished, %d failed", len(trials) - len(failed), len(failed))
+    stopped = _why_it_stopped(plan, budget, len(trials))
+    compute = budget.used()
+    logger.info(
+        "the search stopped: %s; it used %.3g CPU-hours, %.3g GPU-hours",
+        stopped,
+        compute["cpu_hours"],
+        compute["gpu_hours"],
+    )
     return TuneOutcome(
-        parent_run_id=run_id, trials=trials, table=table, registered=dict(recorder.registered)
+        parent_run_id=run_id,
+        trials=trials,
+        table=table,
+        registered=dict(recorder.registered),
+        stopped=stopped,
+        compute=compute,
     )
 
 
-def _new_tuner(plan: TuningPlan, trainable: Any, callbacks: list[Any], folder: JobFolder) -> Any:
+def _why_it_stopped(plan: TuningPlan, budget: Any, ran: int) -> str:
+    if budget.reason:
+        return budget.reason
+    if ran < plan.total_trials and plan.config.time_budget_s is not None:
+        return (
+            f"the time budget ran out ({plan.config.time_budget_s:g} s, tune_config.time_budget_s)"
+        )
+    return f"all {ran} trials ran"
+
+
+def _new_tuner(
+    plan: TuningPlan, trainable: Any, callbacks: list[Any], stopper: Any, folder: JobFolder
+) -> Any:
     from ray import tune
 
     from unitrain.tune.schedulers import build_scheduler
@@ -142,6 +185,7 @@ def _new_tuner(plan: TuningPlan, trainable: Any, callbacks: list[Any], folder: J
             storage_path=str(folder.path),
             # Only the JSON logger (Result reads it); CSV and TensorBoard files cost time.
             callbacks=callbacks,
+            stop=stopper,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=config.max_failures, fail_fast=False),
         ),

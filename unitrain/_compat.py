@@ -17,6 +17,7 @@ __all__ = [
     "ray_seeded_rng",
     "ray_variants",
     "set_tuner_callbacks",
+    "set_tuner_stopper",
     "stop_tune_forwarding_credentials",
 ]
 
@@ -82,3 +83,8 @@ def stop_tune_forwarding_credentials(is_secret: Callable[[str], bool]) -> None:
 
     for name in [n for n in class_cache.ENV_VARS_TO_PROPAGATE if is_secret(n)]:
         class_cache.ENV_VARS_TO_PROPAGATE.discard(name)
+
+
+def set_tuner_stopper(tuner: Any, stopper: Any) -> None:
+    """Give a restored Tuner this run's stopper (the pickled one reads no live account)."""
+    tuner._local_tuner.get_run_config().stop = stopper

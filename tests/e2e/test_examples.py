@@ -69,3 +69,18 @@ def test_hyperopt_hyperband_example_needs_a_gpu_and_runs_without_one(seed_datase
     ).result()
     assert len(result["trial_models"]) >= 1
     assert result["best_trial"]["metrics"]["validation_accuracy"] > 0.8
+
+
+def test_a_search_that_stops_when_it_is_good_enough(seed_datasets):
+    from tests.e2e.test_train_flow import flow_artifacts
+
+    state = run_example("tune_until_good_enough.json")
+    result = state.result()
+    assert len(result["trial_models"]) < 200
+    summary = next(
+        a.data for a in flow_artifacts(state.state_details.flow_run_id) if a.type == "markdown"
+    )
+    if result["best_trial"]["metrics"]["score"] >= 0.95:
+        assert "the search stopped: score reached the target 0.95" in summary
+    else:
+        assert "the search stopped: no better score in the last 10 trials" in summary

@@ -271,3 +271,26 @@ def _parent_run(result) -> str:
     registry = ModelRegistry()
     child = registry.client.get_run(registry.get(result["model_id"]).run_id)
     return child.data.tags["mlflow.parentRunId"]
+
+
+def test_a_target_stops_the_search_and_the_summary_says_why(flow_env):
+    # The best point runs first and reaches the target: the search stops there
+    # instead of running all 20 trials, and says so with the compute it used.
+    config = {
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 20,
+        "max_concurrent_trials": 1,
+        "seed": 3,
+        "search_alg": {"points_to_evaluate": [{"x": 0.3, "y": 0.7}]},
+        "stop": {"target": 0.99},
+    }
+    state = run(**synthetic(unique("e2e-target"), tune_config=config))
+    result = state.result()
+    assert result["best_trial"]["metrics"]["score"] == pytest.approx(1.0)
+    assert len(result["trial_models"]) < 20
+    summary = next(
+        a for a in flow_artifacts(state.state_details.flow_run_id) if a.type == "markdown"
+    )
+    assert "the search stopped: score reached the target 0.99 (1)" in summary.data
+    assert "CPU-hours" in summary.data

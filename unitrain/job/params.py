@@ -25,6 +25,7 @@ __all__ = [
     "LATEST",
     "SearchAlgConfig",
     "SchedulerConfig",
+    "StopConfig",
     "TuneConfig",
     "TrainParams",
     "Job",
@@ -75,6 +76,24 @@ class SchedulerConfig(_Strict):
         return _known_name(value, "scheduler", list(SCHEDULERS))
 
 
+class StopConfig(_Strict):
+    """``tune_config.stop``: end the search early when it has done enough."""
+
+    #: stop once a trial ends with the metric at or beyond this value
+    target: float | None = Field(default=None, allow_inf_nan=False)
+    #: stop once this many trials in a row ended without beating the best
+    patience: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: stop once the trials have used this much compute (resources x time)
+    cpu_hours: float | None = Field(default=None, gt=0, le=1e6)
+    gpu_hours: float | None = Field(default=None, gt=0, le=1e6)
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v is not None for v in (self.target, self.patience, self.cpu_hours, self.gpu_hours)
+        )
+
+
 class TuneConfig(_Strict):
     """``tune_config``: what to optimise and how many trials to run."""
 
@@ -91,6 +110,7 @@ class TuneConfig(_Strict):
     trial_timeout_s: float | None = Field(default=None, gt=0, le=1e8)
     search_alg: SearchAlgConfig = Field(default_factory=SearchAlgConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    stop: StopConfig = Field(default_factory=StopConfig)
 
     @field_validator("num_samples")
     @classmethod

@@ -113,6 +113,10 @@ class TuneOutcome:
     table: TrialTable
     #: trial ID -> model ID of the models registered while the search ran
     registered: dict[str, int] = field(default_factory=dict)
+    #: why the search ended (every trial ran, a stopping rule, the time budget)
+    stopped: str = ""
+    #: what the trials used: cpu_hours and gpu_hours
+    compute: dict[str, float] = field(default_factory=dict)
 
 
 def outcome_of(

@@ -130,6 +130,7 @@ def render_summary(
     run_id: str = "",
     registered_model: str = "unitrain",
     trials: Sequence[TrialPoint] = (),
+    search: dict[str, Any] | None = None,
 ) -> str:
     model_id = result.get("model_id")
     lines = [
@@ -153,6 +154,13 @@ def render_summary(
             *(f"| {k} | {_format(v)} |" for k, v in sorted(best["config"].items())),
             "",
         ]
+        if search:
+            lines += [
+                f"- the search stopped: {search.get('stopped', '')}",
+                f"- compute used: {search.get('cpu_hours', 0.0):.3g} CPU-hours, "
+                f"{search.get('gpu_hours', 0.0):.3g} GPU-hours",
+                "",
+            ]
     lines += [
         "| metric | value |",
         "|---|---|",
