@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from unitrain.job.plan import TuningPlan
 from unitrain.plugin_api import Dataset
 from unitrain.runtime.job_run import JobRun
 from unitrain.tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
+from unitrain.tune.results import TrialOutcome, TuneOutcome
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import TrialPoint, publish_summary
 
@@ -22,7 +24,7 @@ def run_tuning(
     log_trials(plan, outcome)
     best_id = register_best_trial(plan, outcome)
 
-    uploadable = [trial for trial in outcome.trials if trial.has_model]
+    uploadable = kept_models(plan, outcome, best_id)
     uploads = [
         ModelUpload(
             run_id=t.mlflow_run_id or outcome.parent_run_id,
@@ -68,9 +70,29 @@ def run_tuning(
         )
         for t in outcome.trials
     ]
+    kept = {t.trial_id for t in uploadable}
+    dropped = [t for t in outcome.trials if t.has_model and t.trial_id not in kept]
+    for trial in dropped:  # their runs, parameters and metrics stay in MLflow
+        shutil.rmtree(trial.model_dir, ignore_errors=True)
     run_id = next((t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id), "")
     search = {"stopped": outcome.stopped, **outcome.compute}
     publish_summary(
         plan, result, metrics=best["metrics"], run_id=run_id, trials=points, search=search
     )
     return result
+
+
+def kept_models(plan: TuningPlan, outcome: TuneOutcome, best_id: str) -> list[TrialOutcome]:
+    """The trials whose models are registered: every one, or the ``keep_models`` best."""
+    with_model = [trial for trial in outcome.trials if trial.has_model]
+    keep = plan.config.keep_models
+    if keep is None or len(with_model) <= keep:
+        return with_model
+    metric, sign = plan.config.metric, (-1.0 if plan.config.mode == "max" else 1.0)
+
+    def rank(trial: TrialOutcome) -> tuple[bool, bool, float]:
+        value = trial.objective(metric)
+        return (trial.trial_id != best_id, value is None, sign * value if value is not None else 0)
+
+    chosen = {t.trial_id for t in sorted(with_model, key=rank)[:keep]}
+    return [trial for trial in with_model if trial.trial_id in chosen]  # in trial order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -294,3 +295,27 @@ def test_a_target_stops_the_search_and_the_summary_says_why(flow_env):
     )
     assert "the search stopped: score reached the target 0.99 (1)" in summary.data
     assert "CPU-hours" in summary.data
+
+
+def test_keep_models_registers_only_the_best_and_removes_the_other_models(flow_env):
+    config = {"metric": "score", "mode": "max", "num_samples": 6, "seed": 4, "keep_models": 2}
+    result = run(**synthetic(unique("e2e-keep"), tune_config=config)).result()
+    kept = result["trial_models"]
+    assert len(kept) == 2
+    registry = ModelRegistry()
+    job_run = _parent_run(result)
+    runs = registry.client.search_runs(
+        [registry.experiment_id()], filter_string=f"tags.`mlflow.parentRunId` = '{job_run}'"
+    )
+    assert len(runs) == 6  # every trial keeps its run, parameters and metrics
+    scores = sorted((r.data.metrics["score"] for r in runs), reverse=True)
+    assert sorted(m["metrics"]["score"] for m in kept) == sorted(scores[:2])
+    assert result["model_id"] in {m["model_id"] for m in kept}
+    assert len(registry.models(job=_job_of(result))) == 2
+    trials_root = Path(kept[0]["trial_logdir"]).parents[1] / "trials"
+    with_model = {p.parent.name for p in trials_root.glob("*/model") if any(p.iterdir())}
+    assert with_model == {m["trial_id"] for m in kept}
+
+
+def _job_of(result) -> str:
+    return ModelRegistry().get(result["model_id"]).job

@@ -267,3 +267,11 @@ def test_trial_counts_have_a_cap(monkeypatch):
     grid["tune_config"]["num_samples"] = None
     with pytest.raises(JobValidationError, match="the grid has 25 points; at most 20 trials"):
         validate_params(grid)
+
+
+def test_keep_models_is_a_positive_count():
+    job = copy.deepcopy(TUNING)
+    job["tune_config"]["keep_models"] = 0
+    rejected(job, r"tune_config.keep_models: Input should be greater than or equal to 1")
+    job["tune_config"]["keep_models"] = 3
+    assert validate_params(job).tune_config.keep_models == 3

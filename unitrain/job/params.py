@@ -111,6 +111,8 @@ class TuneConfig(_Strict):
     search_alg: SearchAlgConfig = Field(default_factory=SearchAlgConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     stop: StopConfig = Field(default_factory=StopConfig)
+    #: register only this many of the best trials' models (default: every one)
+    keep_models: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @field_validator("num_samples")
     @classmethod

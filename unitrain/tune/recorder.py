@@ -132,7 +132,7 @@ class TrialRecorder:
                 # The driver failed a trial that ran to its end (its metric is missing).
                 self.registry.client.set_terminated(state.run_id, "FAILED")
                 state.status = "FAILED"
-            if outcome.has_model and trial_id not in self.registered:
+            if self._registers(outcome) and trial_id not in self.registered:
                 self._register(outcome, state.run_id)
             return
         own = TrialResult.load(self.trials_root / trial_id)
@@ -149,7 +149,7 @@ class TrialRecorder:
         end_ms = int((own.ended_at or time.time()) * 1000)
         self.registry.client.set_terminated(state.run_id, status, end_time=end_ms)
         state.ended, state.status = True, status
-        if outcome.has_model:
+        if self._registers(outcome):
             self._register(outcome, state.run_id)
 
     def _ensure_run(self, trial_id: str, own: TrialResult, state: _Trial) -> None:
@@ -196,6 +196,10 @@ class TrialRecorder:
                 self.registry.client.log_batch(state.run_id, metrics=chunk, params=params)
                 params = []
         state.last_sent = time.time()
+
+    def _registers(self, outcome: TrialOutcome) -> bool:
+        # With keep_models, which models to keep is known only at the end.
+        return outcome.has_model and self.plan.config.keep_models is None
 
     def _register(self, outcome: TrialOutcome, run_id: str) -> None:
         self.registered[outcome.trial_id] = self.registry.register(
