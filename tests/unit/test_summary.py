@@ -40,16 +40,7 @@ def test_chart_follows_finish_order_and_tracks_the_best():
 
 def test_tuning_summary_links_models_and_runs(home, monkeypatch):
     monkeypatch.setenv("UNITRAIN_MLFLOW_UI_URL", "http://mlflow.example:5000/")
-    plan = plan_job(
-        {
-            "name": "t",
-            "dataset": 1,
-            "is_tune": True,
-            "tune_config": {"metric": "score"},
-            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
-        },
-        "synthetic",
-    )
+    plan = tuning_plan()
     result = {
         "model_id": 7,
         "best_trial": {"trial_id": "t2", "config": {"x": 0.3}, "metrics": {}},

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from unitrain.errors import UnitrainError
+from unitrain.runtime.processes import is_alive
 from unitrain.settings import settings
 
 __all__ = ["LocalStack", "ensure", "lease", "stop", "ray_auth_environment"]
@@ -81,16 +82,6 @@ def ray_auth_environment(*, create: bool = False) -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
     import httpx
 
@@ -107,7 +98,7 @@ def running() -> LocalStack | None:
         stack = LocalStack(int(state["pid"]), state["api_url"], state["ray_address"])
     except (OSError, ValueError, KeyError):
         return None
-    if not _alive(stack.pid) or not _healthy(stack.api_url):
+    if not is_alive(stack.pid) or not _healthy(stack.api_url):
         return None
     return stack
 
@@ -201,13 +192,13 @@ def stop(timeout_s: float = 30.0) -> bool:
         pid = int(json.loads(_state_file().read_text())["pid"])
     except (OSError, ValueError, KeyError):
         return False
-    if not _alive(pid):
+    if not is_alive(pid):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if is_alive(pid):
         os.kill(pid, signal.SIGKILL)
     return True
 
@@ -235,7 +226,7 @@ def _live_clients() -> int:
             pid = int(mark.name)
         except ValueError:
             continue
-        if _alive(pid):
+        if is_alive(pid):
             count += 1
         else:
             mark.unlink(missing_ok=True)  # a job that was killed

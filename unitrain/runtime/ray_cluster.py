@@ -17,6 +17,7 @@ from typing import Any
 from prefect_ray import RayTaskRunner
 
 from unitrain.runtime import interrupts
+from unitrain.runtime.processes import is_alive
 from unitrain.runtime.worker_env import load_worker_secrets, public_environment, worker_secrets
 from unitrain.settings import settings
 
@@ -186,7 +187,7 @@ def reap_orphaned_ray() -> list[int]:
         except OSError:
             continue
         raylet = next((v[15:] for v in variables if v.startswith(b"RAY_RAYLET_PID=")), b"")
-        if not raylet.isdigit() or _alive(int(raylet)):
+        if not raylet.isdigit() or is_alive(int(raylet)):
             continue
         try:
             os.kill(int(entry.name), signal.SIGKILL)
@@ -194,14 +195,3 @@ def reap_orphaned_ray() -> list[int]:
         except OSError:
             pass
     return killed
-
-
-def _alive(pid: int) -> bool:
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
