@@ -172,6 +172,21 @@ class TrainRun:
         if not isinstance(self._sink, NoSink):
             self._sink.artifact(path, _to_png(image))
 
+    def log_model(self, flavor: Any, model: Any, **kwargs: Any) -> None:
+        """Save the model with an MLflow flavor too, e.g. ``run.log_model(mlflow.pytorch, net,
+        signature=..., input_example=...)``: the registered version then loads with that
+        flavor (``mlflow.pyfunc.load_model``, ``mlflow models serve``).
+
+        The files go into ``run.checkpoint_output`` beside the plugin's own; keyword
+        arguments go to the flavor's ``save_model``. Without it, unitrain wraps the
+        folder in a generic ``python_function`` model (see ``unitrain.mlflow_model``).
+        """
+        from unitrain.mlflow_model import save_flavor
+
+        if not self.checkpoint_output:
+            raise ValueError("this run has no checkpoint_output to save the model into")
+        save_flavor(Path(self.checkpoint_output), flavor, model, **kwargs)
+
     def log_message(self, text: str) -> None:
         """A line for the job's log (the Prefect run log)."""
         line = f"[trial {self.trial_id}] {text}" if self.trial_id else str(text)

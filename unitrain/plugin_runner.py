@@ -19,6 +19,7 @@ from typing import Any
 from unitrain.errors import UnitrainError
 from unitrain.job.plan import JobPlan
 from unitrain.metrics import as_metric, finite_metrics
+from unitrain.mlflow_model import add_generic_wrapper
 from unitrain.plugin_api import Checkpoint, Dataset, Reporter, TrainRun, run_logger
 from unitrain.plugin_loader import load_plugin
 from unitrain.run_sinks import RunSink
@@ -128,6 +129,8 @@ def run_plugin(call: PluginCall) -> PluginResult:
         raise
     location = Path(run.checkpoint_output or call.output)  # the plugin may have chosen another
     saved = location.is_dir() and any(location.iterdir())
+    if saved:
+        add_generic_wrapper(location, plan.plugin)
     return PluginResult(
         model_dir=str(location) if saved else "",
         metrics=metrics,

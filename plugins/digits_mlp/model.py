@@ -146,7 +146,40 @@ def train(
         },
         output / CHECKPOINT_FILE,
     )
+    _log_mlflow_model(run, _on_raw_features(model, mean, std), x_valid[:5])
     return metrics
+
+
+def _on_raw_features(model: Any, mean: np.ndarray, std: np.ndarray) -> Any:
+    """The network on unscaled features: the input scaling folded into its first layer."""
+    import copy
+
+    import torch
+
+    served = copy.deepcopy(model).eval()
+    first = served[0]
+    with torch.no_grad():
+        weight = first.weight.clone()
+        first.bias -= weight @ torch.from_numpy(mean / std).to(weight.dtype)
+        first.weight.copy_(weight / torch.from_numpy(std).to(weight.dtype))
+    return served
+
+
+def _log_mlflow_model(run: Any, served: Any, example: np.ndarray) -> None:
+    """The registered version as an MLflow PyTorch model: raw features in, class scores out."""
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    example = example.astype(np.float32)
+    with torch.no_grad():
+        scores = served(torch.from_numpy(example)).numpy()
+    run.log_model(
+        mlflow.pytorch,
+        served,
+        signature=infer_signature(example, scores),
+        input_example=example,
+    )
 
 
 def _grid(

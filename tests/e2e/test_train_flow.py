@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
+from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
 from unitrain.errors import JobValidationError, UnitrainError
@@ -52,7 +62,7 @@ def test_training_job_registers_its_model_with_everything_logged(flow_env):
     assert [m.step for m in history] == [0, 1, 2, 3]
     assert history[-1].value < history[0].value
     artifacts = {a.path for a in registry.client.list_artifacts(record.run_id, "model")}
-    assert artifacts == {"model/model.pt"}
+    assert {"model/model.pt", "model/MLmodel", "model/data"} <= artifacts
     pictures = registry.client.list_artifacts(
         record.run_id, "visualizations/predictions/validation"
     )
@@ -120,3 +130,87 @@ def test_failing_plugin_marks_the_run_failed_and_registers_nothing(flow_env):
         [registry.experiment_id()], filter_string=f"tags.`unitrain.job` = '{name}'"
     )
     assert [r.info.status for r in failed] == ["FAILED"]
+
+
+def digits_sample(count: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data[:count].astype(np.float32), digits.target[:count]
+
+
+def test_a_registered_version_is_an_mlflow_model_that_mlflow_loads_and_serves(flow_env):
+    import mlflow.pyfunc
+
+    name = unique("e2e-served")
+    model_id = run(name=name, dataset=1, hyperparameter={"epochs": 6}).result()["model_id"]
+    features, labels = digits_sample(200)
+
+    # MLflow's own loader (the PyTorch flavor), on raw pixels.
+    model = mlflow.pyfunc.load_model(f"models:/unitrain/{model_id}")
+    assert model.metadata.signature.inputs.inputs[0].shape == (-1, 64)
+    assert "pytorch" in model.metadata.flavors
+    assert (np.asarray(model.predict(features)).argmax(1) == labels).mean() > 0.8
+
+    # MLflow's model server answers over HTTP.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bin_dir = Path(sys.executable).parent  # as with the environment activated
+    server = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", f"models:/unitrain/{model_id}"]
+        + ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "mlflow models serve did not come up"
+            time.sleep(0.5)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"inputs": features[:20].tolist()},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        predicted = np.asarray(answer.json()["predictions"]).argmax(1)
+        assert (predicted == labels[:20]).mean() > 0.8
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_a_version_made_before_mlflow_models_still_resumes(flow_env):
+    """Versions registered as plain folders (the model file only) remain checkpoints."""
+    first = run(name=unique("e2e-plain"), dataset=1, hyperparameter={"epochs": 2})
+    registry = ModelRegistry()
+    record = registry.get(first.result()["model_id"])
+    plain = Path(tempfile.mkdtemp()) / "plain"
+    plain.mkdir()
+    (registry.download(record.model_id, tempfile.mkdtemp()) / "model.pt").rename(plain / "model.pt")
+    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
+    old = registry.register(
+        run_id=run_id,
+        model_dir=plain,
+        job=record.job,
+        plugin="digits_mlp",
+        dataset=1,
+        hyperparameters=record.hyperparameters,
+        metrics=record.metrics,
+    )
+    resumed = run(
+        name=unique("e2e-from-plain"), dataset=1, checkpoint=old, hyperparameter={"epochs": 1}
+    )
+    import torch
+
+    folder = registry.download(resumed.result()["model_id"], tempfile.mkdtemp())
+    assert torch.load(folder / "model.pt", weights_only=True)["epochs_done"] == 2 + 1

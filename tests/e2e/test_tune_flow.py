@@ -94,6 +94,13 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
     alias = registry.client.get_model_version_by_alias(registry.name, f"best-{name}")
     assert int(alias.version) == result["model_id"]
+    # The best trial's model loads with MLflow's own loader, by the job's alias.
+    import mlflow.pyfunc
+    import numpy as np
+
+    best_model = mlflow.pyfunc.load_model(f"models:/unitrain@best-{name}")
+    assert "pytorch" in best_model.metadata.flavors
+    assert np.asarray(best_model.predict(np.zeros((3, 64), np.float32))).shape == (3, 10)
 
     artifacts = flow_artifacts(state.state_details.flow_run_id)
     tables = [a for a in artifacts if a.type == "table"]
@@ -294,6 +301,12 @@ def test_a_target_stops_the_search_and_the_summary_says_why(flow_env):
         a for a in flow_artifacts(state.state_details.flow_run_id) if a.type == "markdown"
     )
     assert "the search stopped: score reached the target 0.99 (1)" in summary.data
+    # A plugin that saves a plain folder gets the generic MLflow wrapper.
+    import mlflow.pyfunc
+
+    wrapped = mlflow.pyfunc.load_model(f"models:/unitrain/{result['model_id']}")
+    assert wrapped.get_raw_model().plugin == "synthetic"
+    assert (wrapped.get_raw_model().path / "model.json").exists()
     assert "CPU-hours" in summary.data
 
 

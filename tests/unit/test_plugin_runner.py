@@ -78,6 +78,8 @@ def test_a_number_returned_in_training_mode_is_kept(home, tmp_path, fake_plugin)
     result = run_plugin(call)
     assert result.metrics == {"objective": 0.75}
     assert result.model_dir == str(tmp_path / "model")
+    # the saved folder is an MLflow Model (the generic wrapper names the plugin)
+    assert "unitrain_plugin: fake" in (tmp_path / "model" / "MLmodel").read_text()
     mlflow_run = registry.client.get_run(run_id)
     assert mlflow_run.data.metrics["objective"] == 0.75
     assert mlflow_run.data.params["lr"] == "0.1"

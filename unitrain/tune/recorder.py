@@ -142,7 +142,7 @@ class TrialRecorder:
         self._send(trial_id, own, state, final=outcome.metrics)
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
-            self.registry.client.log_artifacts(state.run_id, str(artifacts))
+            self.registry.log_artifacts(state.run_id, artifacts)
         status = {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
         if outcome.status == "ERROR":
             status = "FAILED"
