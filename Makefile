@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test faults lint typecheck unit e2e bench clean
+.PHONY: setup demo test faults slow lint typecheck unit e2e bench clean
 
 setup: $(STAMP)
 
@@ -36,17 +36,23 @@ typecheck: setup
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml
 
 test: setup lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not slow"
 
 unit: setup
 	$(BIN)/pytest -q tests/unit
 
 e2e: setup
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q -m "not slow" tests/e2e
 
 # Real faults (signals, killed processes, a held lock, a stopped MLflow server, a lost
 # Ray node); slower, so a target of its own, which CI runs too. Prints the fault matrix.
 faults: setup
+	$(BIN)/pytest -q -n 0 tests/faults
+
+# What `make test` leaves out for its time: the faults, and the served stack's
+# deployments (each flow run a process of its own). CI runs it after `make test`.
+slow: setup
+	$(BIN)/pytest -q -m slow tests/e2e
 	$(BIN)/pytest -q -n 0 tests/faults
 
 bench: setup

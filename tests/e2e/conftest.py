@@ -1,9 +1,10 @@
 """End-to-end fixtures: a real Prefect API (the test harness), a real local Ray.
 
-The suite runs on two processes (pytest-xdist, ``--dist loadgroup``): the tests
-that run flows in this process, on the session's Prefect harness and Ray, stay
-together on one; those that drive ``unitrain`` and Prefect as subprocesses,
-each on a home of their own, on the other. Unit tests fill in around them.
+The suite runs on two processes (pytest-xdist, ``--dist loadgroup``). Tests
+that run flows in their process share that process's Prefect harness and Ray:
+they come in two groups (the flows, the examples) that may land on either
+process; those that drive ``unitrain`` and Prefect as subprocesses, each on a
+home of their own, are a third group. Unit tests fill in around them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from collections.abc import Iterator
 
 import pytest
 
-IN_PROCESS = {"test_train_flow.py", "test_tune_flow.py", "test_examples.py", "test_multinode.py"}
+# file -> group; files of one group run on one process, the session's harness and Ray
+GROUPS = {
+    "test_train_flow.py": "flows",
+    "test_tune_flow.py": "flows",
+    "test_multinode.py": "flows",
+    "test_examples.py": "examples",
+}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in item.nodeid:
-            group = "flows" if item.path.name in IN_PROCESS else "commands"
+            group = GROUPS.get(item.path.name, "commands")
             item.add_marker(pytest.mark.xdist_group(group))
 
 

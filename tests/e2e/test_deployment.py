@@ -23,7 +23,8 @@ import pytest
 
 from unitrain.stores.registry import ModelRegistry
 
-pytestmark = pytest.mark.e2e
+# Each deployment run starts a flow process of its own: minutes in all, so `make slow`.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
 
 
