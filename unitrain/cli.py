@@ -109,16 +109,22 @@ def _prepare(args: argparse.Namespace) -> tuple[dict[str, Any], JobPlan]:
 def _cmd_run(args: argparse.Namespace) -> int:
     params, plan = _prepare(args)
     from unitrain.stores.job_state import JobFolder
+    from unitrain.ui.terminal import JobView
 
+    folder = JobFolder(plan.job)
     # Held from here to exit: a second run of this job is refused at once.
-    with JobFolder(plan.job).locked():
+    with folder.locked():
         try:
-            with _stdout_for_result() as out:
+            with (
+                _stdout_for_result() as out,
+                JobView(plan, folder.path / "run.log", verbose=args.verbose) as view,
+            ):
                 from unitrain.runtime.prefect_server import prefect_api
 
                 with prefect_api():
                     from unitrain.flows.train import train
 
+                    view.follow()
                     result = train(**params, plugin=plan.plugin, plan=plan)
                 json.dump(result, out, indent=2, default=str)
                 out.write("\n")
@@ -411,13 +417,21 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a train job (JSON file, or - for stdin)",
         description="Run a job: training, or a hyperparameter search when is_tune is true. "
-        "The result JSON goes to stdout, logs to stderr. A job that was interrupted or "
+        "The result JSON goes to stdout. On a terminal, a progress bar (and, while tuning, "
+        "the best trials) is shown and the logs go to the job's log file; otherwise, or "
+        "with -v, the logs go to stderr. A job that was interrupted or "
         "crashed resumes when run again under the same name.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("job", help="the job's JSON file, or - to read it from stdin")
     run.add_argument("--plugin", help="plugin to run (default: the job's, else digits_mlp)")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="on a terminal, show the libraries' logs instead of the progress view",
+    )
     run.set_defaults(handler=_cmd_run)
 
     validate = commands.add_parser("validate", help="check a job and show what it would run")

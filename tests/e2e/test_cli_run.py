@@ -96,3 +96,66 @@ def test_deprecated_tune_action_still_runs_with_a_warning(home, tmp_path):
         m["model_id"] for m in result["trial_models"]
     }
     assert "y: no q given, using q=0.01" in done.stderr
+    # Without a terminal: the logs on stderr, and timestamped progress lines.
+    assert "Finished in state Completed" in done.stderr
+    assert "| PROGRESS | old_style_tuning: 100%" in done.stderr
+
+
+def test_on_a_terminal_the_job_shows_its_bar_and_trials_and_logs_go_to_a_file(home, tmp_path):
+    """A real pseudo-terminal as stderr; stdout stays a pipe for the result JSON."""
+    import pty
+    import select
+
+    job = {
+        "name": "on_a_terminal",
+        "dataset": 1,
+        "is_tune": True,
+        "plugin": "synthetic",
+        "hyperparameter": {"work_s": 0.3},
+        "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+        "tune_config": {"metric": "score", "mode": "max", "num_samples": 6},
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
+    }
+    env.update(UNITRAIN_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "unitrain.cli", "run", str(tmp_path / "job.json")],
+        env=env,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the job closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    assert process.wait(timeout=300) == 0, shown.decode(errors="replace")[-3000:]
+    assert process.stdout is not None
+    result = json.loads(process.stdout.read())
+    assert len(result["trial_models"]) == 6
+
+    screen = shown.decode(errors="replace")
+    log_file = home / "runs" / "on_a_terminal" / "run.log"
+    assert f"logs: {log_file}" in screen
+    assert "[" + "#" * 30 + "] 100.0%" in screen  # the bar, redrawn in place
+    assert "trials: 6 terminated" in screen
+    assert "★ " in screen and "score" in screen
+    # The libraries' logs went to the file, not to the terminal.
+    assert "Finished in state Completed" not in screen
+    assert "Finished in state Completed" in log_file.read_text()

@@ -394,11 +394,15 @@ def _prepare_sqlite_store(tracking_uri: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _has_tables(path):
+                import logging
+
                 from mlflow.store.model_registry.sqlalchemy_store import (
                     SqlAlchemyStore as RegistryStore,
                 )
                 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+                # MLflow announces each step of creating its tables: noise for a user.
+                logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
                 SqlAlchemyStore(tracking_uri, settings().mlflow_artifact_root())
                 RegistryStore(tracking_uri)
             with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:

@@ -1,0 +1,59 @@
+"""The terminal view's lines: the bar, the trial counts, the best and the running trials."""
+
+from __future__ import annotations
+
+import pytest
+
+from unitrain.job.plan import plan_job
+from unitrain.ui.terminal import Snapshot, render
+
+
+@pytest.fixture
+def tuning(home):
+    return plan_job(
+        {
+            "name": "search",
+            "dataset": 1,
+            "is_tune": True,
+            "hyperparameters": [
+                {"name": "x", "type": "uniform", "min": 0, "max": 1},
+                {"name": "y", "type": "uniform", "min": 0, "max": 1},
+            ],
+            "tune_config": {"metric": "score", "mode": "min", "num_samples": 9},
+        },
+        "synthetic",
+    )
+
+
+def row(trial: str, status: str, score: float | None = None, best: bool = False) -> dict:
+    values = {"trial_id": trial, "best": "★" if best else "", "status": status, "x": 0.5}
+    return values | ({"score": score} if score is not None else {})
+
+
+def test_a_training_job_is_one_bar_line(home):
+    plan = plan_job({"name": "fit", "dataset": 1, "hyperparameter": {}}, "synthetic")
+    [line] = render(plan, Snapshot(percent=42.0))
+    assert line.startswith("fit  [" + "#" * 12 + "." * 18 + "]  42.0%")
+
+
+def test_a_search_shows_counts_then_the_best_trials_then_the_running_ones(tuning):
+    rows = [
+        row("t1", "TERMINATED", 0.5),
+        row("t2", "RUNNING"),
+        row("t3", "TERMINATED", 0.1, best=True),
+        row("t4", "ERROR"),
+        *[row(f"u{i}", "TERMINATED", 0.9 + i / 100) for i in range(6)],
+        {"trial_id": "... 990 more", "status": "900 terminated, 90 error"},
+    ]
+    lines = render(tuning, Snapshot(percent=50.0, rows=rows))
+    assert lines[1] == "trials: 1 error, 1 running, 8 terminated (and 900 terminated, 90 error)"
+    assert lines[2].split() == ["trial", "status", "score", "x", "y"]
+    shown = [line.replace("★", "").split()[0] for line in lines[3:]]
+    # mode min: the lowest scores first, five of them, then the running trial
+    assert shown == ["t3", "t1", "u0", "u1", "u2", "t2"]
+    assert lines[3].startswith("★ t3")
+
+
+def test_lines_are_cut_to_the_terminal_width(tuning):
+    lines = render(tuning, Snapshot(rows=[row("t1", "TERMINATED", 0.5)]), width=12)
+    assert all(len(line) <= 12 for line in lines)

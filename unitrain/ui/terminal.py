@@ -1,0 +1,279 @@
+"""What ``unitrain run`` shows while a job runs: its progress bar and, in a search, its trials.
+
+On a terminal (stderr is a TTY) the libraries' output (Prefect's and Ray's
+logs, Ray Tune's messages, the plugin's prints) goes to the job's log file,
+whose path is printed first, and a few lines are redrawn in place twice a
+second: the job's weighted progress bar and, while tuning, its best trials,
+the running ones and the count of trials by status. ``-v`` keeps the logs on
+the terminal instead, without the view. Without a terminal (CI, a pipe) the
+logs stay on stderr, joined by a timestamped progress line every 10 percent.
+
+The view shows what the job publishes to the Prefect API, the same artifacts
+the Prefect UI shows (so the same 20/75/5 weights), read by a thread of its
+own: it never slows the job, and the result JSON keeps stdout to itself.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from unitrain.job.plan import JobPlan, TuningPlan
+
+__all__ = ["JobView", "Snapshot", "render"]
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+BAR_WIDTH = 30
+#: trial rows of the terminal table: the best ones, then running ones
+BEST_ROWS = 5
+RUNNING_ROWS = 3
+#: without a terminal, one progress line per this many percent
+PLAIN_STEP = 10.0
+
+
+@dataclass
+class Snapshot:
+    """The job as last read from the Prefect API."""
+
+    percent: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+def render(plan: JobPlan, snapshot: Snapshot, width: int = 100) -> list[str]:
+    """The lines of the view: the bar, then (tuning) the trial counts and the best trials."""
+    done = int(BAR_WIDTH * min(max(snapshot.percent, 0.0), 100.0) / 100.0)
+    elapsed = int(time.monotonic() - snapshot.started)
+    lines = [
+        f"{plan.job}  [{'#' * done}{'.' * (BAR_WIDTH - done)}] {snapshot.percent:5.1f}%  "
+        f"{elapsed // 60}:{elapsed % 60:02d}"
+    ]
+    if isinstance(plan, TuningPlan) and snapshot.rows:
+        lines += _trial_lines(plan, snapshot.rows)
+    return [line[:width].rstrip() for line in lines]
+
+
+def _trial_lines(plan: TuningPlan, rows: list[dict[str, Any]]) -> list[str]:
+    metric, sign = plan.config.metric, (-1.0 if plan.config.mode == "max" else 1.0)
+    trials = [r for r in rows if not str(r.get("trial_id", "")).startswith("... ")]
+    counts: dict[str, int] = {}
+    for row in trials:
+        status = str(row.get("status", "")).lower() or "pending"
+        counts[status] = counts.get(status, 0) + 1
+    more = [str(r["status"]) for r in rows if str(r.get("trial_id", "")).startswith("... ")]
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    lines = [f"trials: {summary}" + (f" (and {more[0]})" if more else "")]
+
+    def rank(row: dict[str, Any]) -> tuple[bool, float]:
+        value = row.get(metric)
+        return (False, sign * value) if isinstance(value, int | float) else (True, 0.0)
+
+    scored = sorted((r for r in trials if isinstance(r.get(metric), int | float)), key=rank)
+    running = [r for r in trials if r.get("status") == "RUNNING" and r not in scored]
+    shown = scored[:BEST_ROWS] + running[:RUNNING_ROWS]
+    if not shown:
+        return lines
+    names = plan.searched_names[:3]
+    header = ["trial", "status", metric, *names]
+    table = [header] + [
+        [
+            ("★ " if row.get("best") else "  ") + str(row.get("trial_id", "")),
+            str(row.get("status", "")).lower(),
+            _cell(row.get(metric, "")),
+            *(_cell(row.get(name, "")) for name in names),
+        ]
+        for row in shown
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return lines + [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in table
+    ]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class JobView:
+    """The view of one ``unitrain run``, as a context manager around the job.
+
+    On entering, a terminal's output is taken over (logs to ``log_path``);
+    :meth:`follow` starts reading the Prefect API once it is up; leaving draws
+    the last state and gives the terminal back.
+    """
+
+    def __init__(self, plan: JobPlan, log_path: Path, *, verbose: bool = False) -> None:
+        self.plan = plan
+        self.log_path = log_path
+        self.live = not verbose and os.isatty(2)
+        self.plain = not verbose and not self.live
+        self.snapshot = Snapshot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._terminal: TextIO | None = None
+        self._saved_fds: list[int] = []
+        self._drawn = 0
+        self._printed = -PLAIN_STEP
+
+    def __enter__(self) -> JobView:
+        if self.live:
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._saved_fds = [os.dup(1), os.dup(2)]
+            self._terminal = os.fdopen(os.dup(2), "w", buffering=1)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(log)
+            self._terminal.write(f"logs: {self.log_path} (-v shows them here)\n")
+        return self
+
+    def follow(self) -> None:
+        """Start reading the job's progress from the Prefect API (call once it is up)."""
+        if self.live or self.plain:
+            # Prefect's settings (the API URL) live in context variables: carry them over.
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(
+                target=context.run, args=(self._run,), name="job-view", daemon=True
+            )
+            self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.live and exc[0] is None:
+            self.snapshot.percent = 100.0
+            self._draw()
+        if self._saved_fds:
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(self._saved_fds[0], 1)
+            os.dup2(self._saved_fds[1], 2)
+            for fd in self._saved_fds:
+                os.close(fd)
+        if self._terminal is not None:
+            if exc[0] is not None:
+                self._terminal.write(f"the job's logs: {self.log_path}\n")
+            self._terminal.close()
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as client:
+                reader = _Reader(client, self.plan)
+                failures = 0
+                while not self._stop.wait(POLL_S):
+                    try:
+                        reader.read(self.snapshot)
+                    except Exception as error:  # the next read may work
+                        failures += 1
+                        if failures == 1:
+                            log.warning("the progress view could not read the job: %s", error)
+                    self._draw()
+        except Exception as error:  # a view never fails a job
+            log.warning("the progress view stopped: %s", error)
+
+    def _draw(self) -> None:
+        if self.live and self._terminal is not None:
+            width = _width(self._terminal)
+            lines = render(self.plan, self.snapshot, width)
+            erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
+            self._terminal.write(erase + "\n".join(lines) + "\n")
+            self._terminal.flush()
+            self._drawn = len(lines)
+        elif self.plain and self.snapshot.percent >= self._printed + PLAIN_STEP:
+            import sys
+
+            self._printed = self.snapshot.percent // PLAIN_STEP * PLAIN_STEP
+            stamp = time.strftime("%H:%M:%S")
+            sys.stderr.write(
+                f"{stamp} | PROGRESS | {self.plan.job}: {self.snapshot.percent:.0f}%\n"
+            )
+            sys.stderr.flush()
+
+
+class _Reader:
+    """Finds the job's flow run, then reads its progress and trial table artifacts."""
+
+    def __init__(self, client: Any, plan: JobPlan) -> None:
+        self.client = client
+        self.plan = plan
+        self.since = time.time() - 5
+        self.flow_run_id: Any = None
+
+    def read(self, snapshot: Snapshot) -> None:
+        from prefect.client.schemas.filters import (
+            ArtifactFilter,
+            ArtifactFilterFlowRunId,
+            ArtifactFilterType,
+        )
+        from prefect.client.schemas.sorting import ArtifactSort
+
+        if self.flow_run_id is None and not self._find_flow_run():
+            return
+        of_run = ArtifactFilterFlowRunId(any_=[self.flow_run_id])
+        # One bar per job (and one per step): few, and updated in place.
+        for artifact in self.client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=of_run, type=ArtifactFilterType(any_=["progress"])
+            ),
+        ):
+            if (artifact.description or "").startswith("Progress of job"):
+                snapshot.percent = float(artifact.data or 0.0)
+        if isinstance(self.plan, TuningPlan):
+            # Each snapshot of the trial table is a new version: the newest one.
+            tables = self.client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=of_run, type=ArtifactFilterType(any_=["table"])
+                ),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
+            if tables:
+                data = tables[0].data
+                if isinstance(data, str):
+                    import json
+
+                    data = json.loads(data)
+                snapshot.rows = list(data) if isinstance(data, list) else []
+
+    def _find_flow_run(self) -> bool:
+        """The newest flow run of the job's name, if it began after this view did."""
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        runs = self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.plan.job])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
+        if runs and runs[0].created is not None and runs[0].created.timestamp() >= self.since:
+            self.flow_run_id = runs[0].id
+        return self.flow_run_id is not None
+
+
+def _width(stream: TextIO) -> int:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except OSError:
+        columns = 0
+    return columns or 100  # a terminal that does not know its size says 0
