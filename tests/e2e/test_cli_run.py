@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -159,3 +160,17 @@ def test_on_a_terminal_the_job_shows_its_bar_and_trials_and_logs_go_to_a_file(ho
     # The libraries' logs went to the file, not to the terminal.
     assert "Finished in state Completed" not in screen
     assert "Finished in state Completed" in log_file.read_text()
+
+    # unitrain jobs: the job as recorded, and its flow run in the real Prefect API.
+    listed = {j["name"]: j for j in json.loads(unitrain(home, "jobs", "--json").stdout)}
+    job = listed["on_a_terminal"]
+    assert job["mode"] == "tuning" and job["state"] == "finished"
+    assert sorted(job["model_ids"]) == sorted(m["model_id"] for m in result["trial_models"])
+    assert job["model_id"] == result["model_id"]
+    shown = json.loads(unitrain(home, "jobs", "show", "on_a_terminal", "--json").stdout)
+    flow_run_id = shown["prefect_flow_runs"][-1]
+    assert shown["links"]["prefect"].endswith(f"/runs/flow-run/{flow_run_id}")
+    assert len(shown["trials"]) == 6
+    api_url = json.loads((home / "local" / "stack.json").read_text())["api_url"]
+    flow_run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+    assert flow_run["name"] == "on_a_terminal" and flow_run["state"]["type"] == "COMPLETED"
