@@ -24,9 +24,31 @@ configure_environment()
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store() -> Path:
+    """An MLflow store whose tables are made, to copy: MLflow's migrations take seconds."""
+    import contextlib
+    import sqlite3
+
+    from unitrain.stores.registry import ModelRegistry
+
+    path = Path(tempfile.mkdtemp(prefix="unitrain-store-")) / "mlflow.db"
+    ModelRegistry(tracking_uri=f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the one file
+    return path
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh, empty home folder for one test (unit tests only: workers keep the session's)."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mlflow_store: Path) -> Path:
+    """A fresh home folder for one test (unit tests only: workers keep the session's).
+
+    Its MLflow store is a copy of an empty one: the same tables, no experiment of
+    unitrain's, no run and no model yet.
+    """
+    import shutil
+
+    shutil.copyfile(empty_mlflow_store, tmp_path / "mlflow.db")
     monkeypatch.setenv("UNITRAIN_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     return tmp_path

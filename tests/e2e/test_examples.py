@@ -1,7 +1,8 @@
 """Every example job of the seed document runs as shipped in examples/ (the flow, for real).
 
 Only the dataset IDs the examples name are registered first, as users do
-(``unitrain datasets add bundled:digits --id 456``).
+(``unitrain datasets add bundled:digits --id 456``). The training examples run
+from the command line, as shipped, in ``test_cli_run.py``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,6 @@ def run_example(name: str, **changes):
     document["params"].update(changes)
     job = parse_job(document)
     return train(**job.raw, plugin=job.plugin, return_state=True)
-
-
-def test_training_examples(seed_datasets):
-    first = run_example("simple_training.json").result()
-    resumed = run_example("resume_from_checkpoint.json", checkpoint=first["model_id"]).result()
-    assert resumed["model_id"] > first["model_id"]
 
 
 @pytest.mark.parametrize(("name", "trials"), [("tune_random.json", 10), ("tune_grid.json", 12)])
