@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test faults slow lint typecheck unit e2e bench clean
+.PHONY: setup demo test faults slow screenshots lint typecheck unit e2e bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: setup
 	$(BIN)/unitrain run examples/demo.json
 
 lint: setup
-	$(BIN)/ruff check unitrain flows tasks plugins tests bench
+	$(BIN)/ruff check unitrain flows tasks plugins tests bench docs
 
 # mypy reads the package as it installs (flows/, tasks/ and plugins/ inside
 # unitrain/): an editable install maps them with an import hook mypy cannot see.
@@ -57,6 +57,10 @@ slow: setup
 
 bench: setup
 	$(BIN)/python bench/tune_overhead.py
+
+# The README's pictures, retaken from a served stack (needs Chromium: apt-get install chromium).
+screenshots: setup
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

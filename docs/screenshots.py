@@ -40,7 +40,7 @@ JOB = {
     "is_tune": True,
     "hyperparameter": {"epochs": 4},
     "hyperparameters": [
-        {"name": "learning_rate", "type": "loguniform", "min": 0.0003, "max": 0.03},
+        {"name": "learning_rate", "type": "loguniform", "min": 0.0003, "max": 0.03, "base": 10},
         {"name": "hidden_units", "type": "choice", "options": [16, 32, 64]},
     ],
     "tune_config": {"metric": "validation_accuracy", "mode": "max", "num_samples": 8, "seed": 1},
