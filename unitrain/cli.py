@@ -501,7 +501,23 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("which", choices=("prefect", "mlflow"))
     ui.add_argument("--port", type=int)
     ui.set_defaults(handler=_cmd_ui)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print shell completion: source <(unitrain completion bash)",
+        description="Print a completion script. Bash: source <(unitrain completion bash), "
+        "e.g. in ~/.bashrc. Zsh: run autoload -U bashcompinit && bashcompinit first.",
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=_cmd_completion)
     return parser
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from unitrain.completion import bash_script
+
+    print(bash_script(_parser()), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
