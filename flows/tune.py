@@ -10,6 +10,7 @@ from unitrain.plugin_api import Dataset
 from unitrain.runtime.job_run import JobRun
 from unitrain.tasks import ModelUpload, log_trials, register_best_trial, tune_trials, upload_models
 from unitrain.tune.results import TrialOutcome, TuneOutcome
+from unitrain.ui.plots import publish_plots
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import TrialPoint, publish_summary
 
@@ -76,8 +77,15 @@ def run_tuning(
         shutil.rmtree(trial.model_dir, ignore_errors=True)
     run_id = next((t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id), "")
     search = {"stopped": outcome.stopped, **outcome.compute}
+    plots = publish_plots(plan, outcome.trials, run.run_id)
     publish_summary(
-        plan, result, metrics=best["metrics"], run_id=run_id, trials=points, search=search
+        plan,
+        result,
+        metrics=best["metrics"],
+        run_id=run_id,
+        trials=points,
+        search=search,
+        plots=plots,
     )
     return result
 

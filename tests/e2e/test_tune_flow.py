@@ -259,6 +259,20 @@ def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
     best = result["best_trial"]["config"]
     assert (best["x"], best["y"]) == (0.3, 0.7)
 
+    # Plots that explain the search: in the job's MLflow run, and as Prefect images.
+    plots = {a.path for a in registry.client.list_artifacts(_parent_run(result), "plots")}
+    assert plots == {
+        "plots/parallel_coordinates.png",
+        "plots/parameter_importance.png",
+        "plots/learning_curves.png",
+    }
+    artifacts = flow_artifacts(state.state_details.flow_run_id)
+    images = {a.description: a.data for a in artifacts if a.type == "image"}
+    assert len(images) == 3
+    assert all(f"run_uuid={_parent_run(result)}" in url for url in images.values())
+    summary = next(a.data for a in artifacts if a.type == "markdown")
+    assert "[learning curves](" in summary
+
 
 def test_a_plugin_with_tune_runs_each_trial_through_it(flow_env):
     # The synthetic plugin defines tune(): its intermediate reports (run.report)

@@ -131,6 +131,7 @@ def render_summary(
     registered_model: str = "unitrain",
     trials: Sequence[TrialPoint] = (),
     search: dict[str, Any] | None = None,
+    plots: dict[str, str] | None = None,
 ) -> str:
     model_id = result.get("model_id")
     lines = [
@@ -161,6 +162,9 @@ def render_summary(
                 f"{search.get('gpu_hours', 0.0):.3g} GPU-hours",
                 "",
             ]
+        if plots:
+            links = ", ".join(f"[{title}]({url})" for title, url in plots.items())
+            lines += [f"- plots (the job's MLflow run, `plots/`): {links}", ""]
     lines += [
         "| metric | value |",
         "|---|---|",

@@ -1,0 +1,86 @@
+"""Plots of a finished search: which are made, and what the importance says."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import pytest
+from PIL import Image
+
+from unitrain.job.plan import plan_job
+from unitrain.tune.results import TrialOutcome
+from unitrain.ui.plots import importance, search_plots
+
+
+@pytest.fixture
+def plan(home):
+    return plan_job(
+        {
+            "name": "search",
+            "dataset": 1,
+            "is_tune": True,
+            "hyperparameters": [
+                {"name": "x", "type": "uniform", "min": 0, "max": 1},
+                {"name": "y", "type": "uniform", "min": 0, "max": 1},
+                {"name": "label", "type": "choice", "options": ["a", "b"]},
+            ],
+            "tune_config": {"metric": "score", "mode": "max", "num_samples": 20},
+        },
+        "synthetic",
+    )
+
+
+def trials(count: int, root, steps: int = 1) -> list[TrialOutcome]:
+    """Trials whose score depends on x only; their metric histories in ``root``."""
+    made = []
+    rng = random.Random(0)
+    for i in range(count):
+        config = {"x": rng.random(), "y": rng.random(), "label": rng.choice("ab")}
+        score = 1 - (config["x"] - 0.3) ** 2
+        record = root / f"t{i}" / "record"
+        record.mkdir(parents=True)
+        lines = [["score", score * (s + 1) / steps, 0, s] for s in range(steps)]
+        (record / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        made.append(
+            TrialOutcome(
+                trial_id=f"t{i}",
+                status="TERMINATED",
+                config=config,
+                metrics={"score": score},
+                trial_logdir="",
+                model_dir="",
+                mlflow_run_id="",
+                ended="KILLED" if i % 3 == 0 else "FINISHED",
+            )
+        )
+    return made
+
+
+def test_a_search_gets_parallel_coordinates_importance_and_learning_curves(plan, tmp_path):
+    plots = search_plots(plan, trials(12, tmp_path, steps=4), tmp_path)
+    assert set(plots) == {
+        "parallel_coordinates.png",
+        "parameter_importance.png",
+        "learning_curves.png",
+    }
+    for png in plots.values():
+        width, height = Image.open(io.BytesIO(png)).size
+        assert width > 300 and height > 100
+
+
+def test_one_value_per_trial_draws_no_curves_and_few_trials_no_importance(plan, tmp_path):
+    assert set(search_plots(plan, trials(4, tmp_path), tmp_path)) == {"parallel_coordinates.png"}
+
+
+def test_fewer_than_two_scored_trials_have_nothing_to_explain(plan, tmp_path):
+    [one] = trials(1, tmp_path)
+    assert search_plots(plan, [one], tmp_path) == {}
+
+
+def test_importance_finds_the_hyperparameter_the_metric_depends_on(plan, tmp_path):
+    shares = importance(plan, trials(30, tmp_path))
+    assert set(shares) == {"x", "y", "label"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["x"] > 0.6 and shares["x"] == max(shares.values())

@@ -1,0 +1,215 @@
+"""Plots that explain a finished search, as MLflow images and Prefect image artifacts.
+
+Three pictures of the same trials, beside the optimisation history the summary
+already charts:
+
+- parallel coordinates: each trial a line through its hyperparameters (scaled
+  to their range; choices by position) to the metric, coloured by the metric;
+- parameter importance: how much of the metric's variation each
+  hyperparameter explains (a random forest's impurity importance, over the
+  trials with a metric; from 5 such trials on);
+- learning curves: each trial's intermediate values of the metric, with a
+  cross where the scheduler stopped a trial early.
+
+They are PNG files in the job's MLflow run (``plots/``); each Prefect image
+artifact points at the file through the MLflow UI (``UNITRAIN_MLFLOW_UI_URL``,
+shown by ``unitrain serve``). A search of fewer than two trials with a metric
+has nothing to explain and gets no plots.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from unitrain.job.plan import TuningPlan
+from unitrain.run_sinks import read_metrics
+from unitrain.tune.results import TrialOutcome
+
+__all__ = ["importance", "publish_plots", "search_plots"]
+
+log = logging.getLogger(__name__)
+MIN_TRIALS = 2
+MIN_TRIALS_FOR_IMPORTANCE = 5
+
+
+def search_plots(
+    plan: TuningPlan, trials: list[TrialOutcome], trials_root: Path
+) -> dict[str, bytes]:
+    """File name -> PNG of each plot the trials allow (none for fewer than two scored)."""
+    metric = plan.config.metric
+    scored = [t for t in trials if _number(t.metrics.get(metric)) is not None]
+    if len(scored) < MIN_TRIALS:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    plots = {"parallel_coordinates.png": _parallel_coordinates(plan, scored)}
+    if len(scored) >= MIN_TRIALS_FOR_IMPORTANCE and plan.space:
+        plots["parameter_importance.png"] = _importance(plan, scored)
+    curves = _learning_curves(plan, trials, trials_root)
+    if curves is not None:
+        plots["learning_curves.png"] = curves
+    return plots
+
+
+def publish_plots(plan: TuningPlan, trials: list[TrialOutcome], job_run: str) -> dict[str, str]:
+    """Make the plots, store them in the job's MLflow run, and show them in Prefect.
+
+    Returns each plot's title and its URL in the MLflow UI; a failure is
+    logged, never raised.
+    """
+    import tempfile
+
+    from prefect.artifacts import create_image_artifact
+
+    from unitrain.settings import settings
+    from unitrain.stores.job_state import JobFolder
+    from unitrain.stores.registry import ModelRegistry
+    from unitrain.ui.trial_table import artifact_key
+
+    try:
+        plots = search_plots(plan, trials, JobFolder(plan.job).trials_path)
+        if not plots:
+            return {}
+        with tempfile.TemporaryDirectory() as folder:
+            for name, png in plots.items():
+                (Path(folder) / name).write_bytes(png)
+            ModelRegistry().log_artifacts(job_run, folder, "plots")
+        shown: dict[str, str] = {}
+        for name in plots:
+            title = name.removesuffix(".png").replace("_", " ")
+            url = f"{settings().mlflow_ui_url}/get-artifact?path=plots/{name}&run_uuid={job_run}"
+            create_image_artifact(
+                url,
+                key=artifact_key(title.replace(" ", "-"), plan.job),
+                description=f"{title.capitalize()} of job {plan.job}",
+            )
+            shown[title] = url
+        return shown
+    except Exception as error:  # pictures never fail a job
+        log.warning("could not publish the search's plots: %s", error)
+        return {}
+
+
+def _parallel_coordinates(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
+    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+
+    metric = plan.config.metric
+    names = plan.searched_names
+    columns = [_scaled([t.config.get(n) for t in trials]) for n in names]
+    values = [float(t.metrics[metric]) for t in trials]
+    columns.append(_scaled(values))
+    low, high = min(values), max(values)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(columns)), 4.5))
+    colours = colormaps["viridis"]
+    order = sorted(range(len(trials)), key=lambda i: values[i] * _sign(plan))
+    for i in reversed(order):  # the best drawn last, on top
+        share = (values[i] - low) / (high - low) if high > low else 1.0
+        axes.plot(
+            range(len(columns)),
+            [column[i] for column in columns],
+            color=colours(share if plan.config.mode == "max" else 1.0 - share),
+            alpha=0.6,
+            linewidth=2.5 if i == order[0] else 1.0,
+        )
+    axes.set_xticks(range(len(columns)), [*names, metric], rotation=20)
+    axes.set_yticks([0, 1], ["low", "high"])
+    axes.set_title(f"{len(trials)} trials: hyperparameters against {metric} (best in bold)")
+    return _png(figure)
+
+
+def importance(plan: TuningPlan, trials: list[TrialOutcome]) -> dict[str, float]:
+    """Each hyperparameter's share (summing to 1) of the metric's variation a random
+    forest explains by it, over ``trials`` (each with the metric)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    names = plan.searched_names
+    features = [_scaled([t.config.get(n) for t in trials]) for n in names]
+    rows = [[column[i] for column in features] for i in range(len(trials))]
+    target = [float(t.metrics[plan.config.metric]) for t in trials]
+    forest = RandomForestRegressor(n_estimators=100, random_state=0).fit(rows, target)
+    return {
+        name: float(share) for name, share in zip(names, forest.feature_importances_, strict=True)
+    }
+
+
+def _importance(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
+    import matplotlib.pyplot as plt
+
+    metric = plan.config.metric
+    ranked = sorted(importance(plan, trials).items(), key=lambda pair: pair[1])
+    figure, axes = plt.subplots(figsize=(6.5, 1.0 + 0.45 * len(ranked)))
+    axes.barh([n for n, _ in ranked], [v for _, v in ranked], color="#3b75af")
+    axes.set_xlabel(f"share of the variation of {metric} explained")
+    axes.set_title(f"Parameter importance over {len(trials)} trials")
+    return _png(figure)
+
+
+def _learning_curves(
+    plan: TuningPlan, trials: list[TrialOutcome], trials_root: Path
+) -> bytes | None:
+    import matplotlib.pyplot as plt
+
+    metric = plan.config.metric
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for trial in trials:
+        lines, _ = read_metrics(trials_root / trial.trial_id / "record")
+        points = sorted(
+            (int(step), float(value))
+            for key, value, _, step in lines
+            if key == metric or key.endswith("/" + metric)
+        )
+        if points:
+            curves[trial.trial_id] = points
+    if not any(len(points) > 1 for points in curves.values()):
+        return None  # one value per trial: no curve to draw
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    stopped = {t.trial_id for t in trials if t.ended == "KILLED"}
+    for trial_id, points in curves.items():
+        steps, values = zip(*points, strict=True)
+        axes.plot(steps, values, alpha=0.5, linewidth=1.0)
+        if trial_id in stopped:
+            axes.plot(steps[-1], values[-1], "x", color="#c0392b", markersize=8)
+    axes.set_xlabel("step")
+    axes.set_ylabel(metric)
+    title = f"{metric} of {len(curves)} trials"
+    if stopped:
+        title += f"; x: {len(stopped)} stopped early by the scheduler"
+    axes.set_title(title)
+    return _png(figure)
+
+
+def _scaled(values: list[Any]) -> list[float]:
+    """Values on [0, 1]: numbers by their range, anything else by its place among the values."""
+    numbers = [_number(v) for v in values]
+    if all(n is not None for n in numbers):
+        low, high = min(numbers), max(numbers)  # type: ignore[type-var]
+        span = (high - low) or 1.0  # type: ignore[operator]
+        return [(n - low) / span for n in numbers]  # type: ignore[operator]
+    kinds = sorted({repr(v) for v in values})
+    return [kinds.index(repr(v)) / max(len(kinds) - 1, 1) for v in values]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _sign(plan: TuningPlan) -> float:
+    return -1.0 if plan.config.mode == "max" else 1.0
+
+
+def _png(figure: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
