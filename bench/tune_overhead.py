@@ -40,14 +40,16 @@ class Figure:
     value: float
     target: float
     unit: str = "x"
+    #: the target is a floor, not a ceiling
+    at_least: bool = False
 
     @property
     def met(self) -> bool:
-        return self.value <= self.target
+        return self.value >= self.target if self.at_least else self.value <= self.target
 
     def line(self) -> str:
         shown = f"{self.value:.2f}{self.unit}"
-        target = f"<= {self.target:g}{self.unit}"
+        target = f"{'>=' if self.at_least else '<='} {self.target:g}{self.unit}"
         return f"{self.name:<58}{shown:>10}  {target:<10}  {'ok' if self.met else 'MISSED'}"
 
 
