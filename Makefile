@@ -49,8 +49,9 @@ e2e: setup
 faults: setup
 	$(BIN)/pytest -q -n 0 tests/faults
 
-# What `make test` leaves out for its time: the faults, and the served stack's
-# deployments (each flow run a process of its own). CI runs it after `make test`.
+# What `make test` leaves out for its time: the faults, the served stack's
+# deployments (each flow run a process of its own) and a second Ray node. CI runs
+# it after `make test`.
 slow: setup
 	$(BIN)/pytest -q -m slow tests/e2e
 	$(BIN)/pytest -q -n 0 tests/faults

@@ -17,7 +17,6 @@ import pytest
 GROUPS = {
     "test_train_flow.py": "flows",
     "test_tune_flow.py": "flows",
-    "test_multinode.py": "flows",
     "test_examples.py": "examples",
 }
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# A two-node Ray cluster of its own: a scale test, so `make slow`.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_trials_on_another_node_are_registered(tmp_path: Path):
