@@ -5,8 +5,9 @@ folder becomes an MLflow Model (an ``MLmodel`` file at its root) in one of two
 ways:
 
 - the plugin hands over its own flavor, e.g. ``run.log_model(mlflow.pytorch,
-  model, signature=..., input_example=...)``: :func:`save_flavor` saves it
-  with MLflow's flavor into the folder, beside the plugin's own files;
+  model, signature=..., input_example=...)``, or its own ``python_function``
+  model, ``run.log_model(mlflow.pyfunc, MyPythonModel())``: :func:`save_flavor`
+  saves it with MLflow's flavor into the folder, beside the plugin's own files;
 - otherwise, when the plugin returns, :func:`add_generic_wrapper` writes a
   ``python_function`` flavor whose loader is this module. Its ``predict`` calls
   the plugin's optional ``load_model(path)`` (which returns an object with
@@ -54,7 +55,11 @@ def save_flavor(folder: Path, flavor: ModuleType, model: Any, **kwargs: Any) -> 
             defaults = getattr(flavor, "get_default_pip_requirements", None)
             kwargs["pip_requirements"] = defaults() if defaults else [_mlflow_requirement()]
         saved = Path(staging) / "model"
-        flavor.save_model(model, path=str(saved), **kwargs)
+        if getattr(flavor, "__name__", "") == "mlflow.pyfunc":
+            # pyfunc's save_model takes the path first and the model by name
+            flavor.save_model(path=str(saved), python_model=model, **kwargs)
+        else:
+            flavor.save_model(model, path=str(saved), **kwargs)
         clashes = sorted(entry.name for entry in saved.iterdir() if (folder / entry.name).exists())
         if clashes:
             raise ValueError(

@@ -104,3 +104,20 @@ def test_a_flavor_never_overwrites_a_file_the_plugin_saved(tmp_path):
         save_flavor(folder, fake_flavor({MLMODEL: "x", "weights.txt": "0"}), "the model")
     assert (folder / "weights.txt").read_text() == "3"
     assert not (folder / MLMODEL).exists()
+
+
+class Doubler(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [2 * value for value in model_input]
+
+
+def test_a_plugin_hands_over_its_own_python_model_through_the_run(tmp_path):
+    from unitrain.plugin_api import TrainRun
+
+    folder = saved_folder(tmp_path)
+    run = TrainRun(checkpoint_output=str(folder))
+    run.log_model(mlflow.pyfunc, Doubler())
+
+    model = mlflow.pyfunc.load_model(str(folder))
+    assert model.predict([1, 2]) == [2, 4]
+    assert (folder / "weights.txt").read_text() == "3"

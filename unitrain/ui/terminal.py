@@ -2,7 +2,7 @@
 
 On a terminal (stderr is a TTY) the libraries' output (Prefect's and Ray's
 logs, Ray Tune's messages, the plugin's prints) goes to the job's log file,
-whose path is printed first, and a few lines are redrawn in place twice a
+whose path is printed first, and a few lines are redrawn in place once a
 second: the job's weighted progress bar and, while tuning, its best trials,
 the running ones and the count of trials by status. ``-v`` keeps the logs on
 the terminal instead, without the view. Without a terminal (CI, a pipe) the
@@ -30,7 +30,9 @@ __all__ = ["JobView", "Snapshot", "render"]
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.5
+POLL_S = 1.0
+#: without a terminal only a line per 10 percent is printed: read less often
+PLAIN_POLL_S = 5.0
 BAR_WIDTH = 30
 #: trial rows of the terminal table: the best ones, then running ones
 BEST_ROWS = 5
@@ -181,7 +183,7 @@ class JobView:
             with get_client(sync_client=True) as client:
                 reader = _Reader(client, self.plan)
                 failures = 0
-                while not self._stop.wait(POLL_S):
+                while not self._stop.wait(POLL_S if self.live else PLAIN_POLL_S):
                     try:
                         reader.read(self.snapshot)
                     except Exception as error:  # the next read may work
