@@ -51,9 +51,8 @@ def save_flavor(folder: Path, flavor: ModuleType, model: Any, **kwargs: Any) -> 
         tempfile.TemporaryDirectory(dir=folder.parent, prefix=".mlflow-") as staging,
         _quiet_local_version_warning(),
     ):
-        if "pip_requirements" not in kwargs and "conda_env" not in kwargs:
-            defaults = getattr(flavor, "get_default_pip_requirements", None)
-            kwargs["pip_requirements"] = defaults() if defaults else [_mlflow_requirement()]
+        if not {"pip_requirements", "extra_pip_requirements", "conda_env"} & set(kwargs):
+            kwargs["pip_requirements"] = _default_requirements(flavor)
         saved = Path(staging) / "model"
         if getattr(flavor, "__name__", "") == "mlflow.pyfunc":
             # pyfunc's save_model takes the path first and the model by name
@@ -147,6 +146,14 @@ def _mlflow_version() -> str:
     from importlib.metadata import version
 
     return version("mlflow")
+
+
+def _default_requirements(flavor: ModuleType) -> list[str]:
+    defaults = getattr(flavor, "get_default_pip_requirements", None)
+    try:
+        return list(defaults()) if defaults else [_mlflow_requirement()]
+    except TypeError:  # a flavor whose defaults depend on the model (transformers)
+        return [_mlflow_requirement()]
 
 
 def _mlflow_requirement() -> str:

@@ -107,7 +107,7 @@ def test_a_flavor_never_overwrites_a_file_the_plugin_saved(tmp_path):
 
 
 class Doubler(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: list[float], params=None) -> list[float]:
         return [2 * value for value in model_input]
 
 
@@ -119,5 +119,5 @@ def test_a_plugin_hands_over_its_own_python_model_through_the_run(tmp_path):
     run.log_model(mlflow.pyfunc, Doubler())
 
     model = mlflow.pyfunc.load_model(str(folder))
-    assert model.predict([1, 2]) == [2, 4]
+    assert model.predict([1.0, 2.0]) == [2.0, 4.0]
     assert (folder / "weights.txt").read_text() == "3"

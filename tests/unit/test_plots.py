@@ -84,3 +84,12 @@ def test_importance_finds_the_hyperparameter_the_metric_depends_on(plan, tmp_pat
     assert set(shares) == {"x", "y", "label"}
     assert sum(shares.values()) == pytest.approx(1.0)
     assert shares["x"] > 0.6 and shares["x"] == max(shares.values())
+
+
+def test_a_choice_that_matters_outweighs_a_number_that_does_not(plan, tmp_path):
+    made = trials(40, tmp_path)
+    for trial in made:  # the score now depends on the choice only
+        trial.metrics["score"] = 1.0 if trial.config["label"] == "a" else 0.0
+    shares = importance(plan, made)
+    assert shares["label"] > 0.8
+    assert shares["x"] < 0.15 and shares["y"] < 0.15  # chance, less the noise correction

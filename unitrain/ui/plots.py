@@ -125,29 +125,44 @@ def importance(plan: TuningPlan, trials: list[TrialOutcome]) -> dict[str, float]
     """Each hyperparameter's share (summing to 1) of the metric's variation over ``trials``.
 
     A hyperparameter's main effect: the share of the metric's variance between
-    groups of trials with like values of it (its correlation ratio; numbers in
-    quantile bins, choices by value), the shares then scaled to sum to 1.
+    groups of trials with like values of it (numbers in quantile bins, choices
+    by value), less what as many groups of noise would explain (epsilon
+    squared, so a many-valued parameter is not favoured), the shares then
+    scaled to sum to 1.
     """
     import numpy as np
 
     target = np.array([float(t.metrics[plan.config.metric]) for t in trials])
-    total = float(target.var())
+    total = float(((target - target.mean()) ** 2).sum())
     effects: dict[str, float] = {}
     for name in plan.searched_names:
-        column = _scaled([t.config.get(name) for t in trials])
-        bins = min(10, max(2, len(trials) // 5))
-        edges = np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1])
-        groups = np.searchsorted(edges, column, side="right")
+        groups = _groups([t.config.get(name) for t in trials], max(2, min(10, len(trials) // 5)))
+        kinds = np.unique(groups)
         between = sum(
-            float((groups == g).sum())
-            * (float(target[groups == g].mean()) - float(target.mean())) ** 2
-            for g in np.unique(groups)
-        ) / len(target)
-        effects[name] = between / total if total > 0 else 0.0
+            float((groups == g).sum()) * (float(target[groups == g].mean()) - target.mean()) ** 2
+            for g in kinds
+        )
+        within = total - between
+        spare = len(target) - len(kinds)
+        # epsilon squared: the share, less what as many groups of pure noise would explain
+        noise = (len(kinds) - 1) * within / spare if spare > 0 else between
+        effects[name] = max(between - noise, 0.0) / total if total > 0 else 0.0
     scale = sum(effects.values())
-    return {
-        name: (effect / scale if scale else 1.0 / len(effects)) for name, effect in effects.items()
-    }
+    share = 1.0 / len(effects) if effects else 0.0
+    return {name: (effect / scale if scale else share) for name, effect in effects.items()}
+
+
+def _groups(values: list[Any], bins: int) -> Any:
+    """Group labels: each distinct value its own group when there are few (choices), else
+    quantile bins of the numbers."""
+    import numpy as np
+
+    distinct = sorted({repr(v) for v in values})
+    if len(distinct) <= bins or any(_number(v) is None for v in values):
+        return np.array([distinct.index(repr(v)) for v in values])
+    numbers = np.array([float(v) for v in values])
+    edges = np.quantile(numbers, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, numbers, side="right")
 
 
 def _importance(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
@@ -167,11 +182,12 @@ def _learning_curves(
     curves: dict[str, list[tuple[int, float]]] = {}
     for trial in trials:
         lines, _ = read_metrics(trials_root / trial.trial_id / "record")
-        points = sorted(
-            (int(step), float(value))
-            for key, value, _, step in lines
-            if key == metric or key.endswith("/" + metric)
-        )
+        # The metric as reported; else the one logged metric of that name
+        # ("validation/loss" and "training/loss" are two different curves).
+        keys = {key for key, *_ in lines}
+        suffixed = sorted(k for k in keys if k.endswith("/" + metric))
+        key = metric if metric in keys else (suffixed[0] if len(suffixed) == 1 else "")
+        points = sorted((int(step), float(value)) for k, value, _, step in lines if k == key)
         if points:
             curves[trial.trial_id] = points
     if not any(len(points) > 1 for points in curves.values()):

@@ -15,6 +15,7 @@ own: it never slows the job, and the result JSON keeps stdout to itself.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -126,6 +127,8 @@ class JobView:
         self._saved_fds: list[int] = []
         self._drawn = 0
         self._printed = -PLAIN_STEP
+        #: one drawer at a time; the terminal is closed under it too
+        self._drawing = threading.Lock()
 
     def __enter__(self) -> JobView:
         if self.live:
@@ -136,7 +139,7 @@ class JobView:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._saved_fds = [os.dup(1), os.dup(2)]
-            self._terminal = os.fdopen(os.dup(2), "w", buffering=1)
+            self._terminal = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.close(log)
@@ -155,11 +158,17 @@ class JobView:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self.live and exc[0] is None:
-            self.snapshot.percent = 100.0
-            self._draw()
+        try:
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            if self.live and exc[0] is None:
+                self.snapshot.percent = 100.0
+                self._draw()
+        finally:  # whatever happened, the terminal is given back
+            with self._drawing:
+                self._give_back_terminal(failed=exc[0] is not None)
+
+    def _give_back_terminal(self, *, failed: bool) -> None:
         if self._saved_fds:
             import sys
 
@@ -169,10 +178,13 @@ class JobView:
             os.dup2(self._saved_fds[1], 2)
             for fd in self._saved_fds:
                 os.close(fd)
+            self._saved_fds = []
         if self._terminal is not None:
-            if exc[0] is not None:
-                self._terminal.write(f"the job's logs: {self.log_path}\n")
-            self._terminal.close()
+            with contextlib.suppress(OSError):
+                if failed:
+                    self._terminal.write(f"the job's logs: {self.log_path}\n")
+                self._terminal.close()
+            self._terminal = None
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -190,11 +202,16 @@ class JobView:
                         failures += 1
                         if failures == 1:
                             log.warning("the progress view could not read the job: %s", error)
-                    self._draw()
+                    if not self._stop.is_set():  # else the last picture is drawn on exit
+                        self._draw()
         except Exception as error:  # a view never fails a job
             log.warning("the progress view stopped: %s", error)
 
     def _draw(self) -> None:
+        with self._drawing, contextlib.suppress(OSError, ValueError):  # a gone terminal
+            self._draw_now()
+
+    def _draw_now(self) -> None:
         if self.live and self._terminal is not None:
             width = _width(self._terminal)
             lines = render(self.plan, self.snapshot, width)
@@ -217,10 +234,18 @@ class _Reader:
     """Finds the job's flow run, then reads its progress and trial table artifacts."""
 
     def __init__(self, client: Any, plan: JobPlan) -> None:
+        from unitrain.stores.job_state import JobFolder
+
         self.client = client
         self.plan = plan
-        self.since = time.time() - 5
+        self.folder = JobFolder(plan.job)
+        # Flow runs of earlier attempts of this job (a resumed job keeps its name).
+        self.earlier = set(self._flow_runs())
         self.flow_run_id: Any = None
+
+    def _flow_runs(self) -> list[str]:
+        record = self.folder.record()
+        return list(record.flow_runs) if record is not None else []
 
     def read(self, snapshot: Snapshot) -> None:
         from prefect.client.schemas.filters import (
@@ -259,17 +284,10 @@ class _Reader:
                 snapshot.rows = list(data) if isinstance(data, list) else []
 
     def _find_flow_run(self) -> bool:
-        """The newest flow run of the job's name, if it began after this view did."""
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        runs = self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[self.plan.job])),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=1,
-        )
-        if runs and runs[0].created is not None and runs[0].created.timestamp() >= self.since:
-            self.flow_run_id = runs[0].id
+        """This attempt's flow run: the one the job's record gained since the view began."""
+        new = [run for run in self._flow_runs() if run not in self.earlier]
+        if new:
+            self.flow_run_id = new[-1]
         return self.flow_run_id is not None
 
 
