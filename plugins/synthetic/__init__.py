@@ -86,9 +86,11 @@ def objective(hp: Hyperparameters) -> float:
     if hp.objective == "bowl":
         return 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
     x1, x2 = 15.0 * hp.x - 5.0, 15.0 * hp.y
-    branin = (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2 + 10 * (
-        1 - 1 / (8 * math.pi)
-    ) * math.cos(x1) + 10
+    branin = (
+        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
+        + 10
+    )
     return -branin
 
 
