@@ -161,7 +161,7 @@ class JobView:
         try:
             if self._thread is not None:
                 self._thread.join(timeout=5)
-            if self.live and exc[0] is None:
+            if exc[0] is None and self._thread is not None:  # the job is done: say so
                 self.snapshot.percent = 100.0
                 self._draw()
         finally:  # whatever happened, the terminal is given back
