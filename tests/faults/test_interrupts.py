@@ -80,7 +80,11 @@ def test_an_interrupted_job_exits_cleanly_and_resumes(shared_home: Home, report,
 def test_two_runs_of_one_name_one_is_refused_at_once(shared_home: Home, report):
     job = tuning_job("fault-twice", trials=2, work_s=1)
     first = shared_home.start(job)
-    time.sleep(0.5)
+    # The second starts once the first holds the name: Python's start-up alone can
+    # take longer than any fixed pause on a busy machine.
+    lock = shared_home.path / "runs" / job["name"] / "job.lock"
+    holder = f"pid {first.process.pid} "
+    wait_for(lambda: lock.exists() and lock.read_text().startswith(holder), 60, "the lock")
     started = time.monotonic()
     second = shared_home.start(job)
     code = second.wait(60)
