@@ -53,7 +53,16 @@ def run_tuning(
         }
         for t, model_id in zip(uploadable, model_ids, strict=True)
     ]
-    best = next(m for m in trial_models if m["trial_id"] == best_id)
+    best = next((m for m in trial_models if m["trial_id"] == best_id), None)
+    if best is None:  # no new trial beat the best of the study this search extends
+        winner = next(t for t in plan.earlier if t.key == best_id)
+        best = {
+            "trial_logdir": "",
+            "model_id": winner.model_id,
+            "config": winner.config,
+            "metrics": winner.metrics,
+            "trial_id": winner.key,
+        }
     result = {
         "model_id": best["model_id"],
         "best_trial": {key: best[key] for key in ("trial_logdir", "config", "metrics", "trial_id")},
@@ -62,6 +71,10 @@ def run_tuning(
     metric = plan.config.metric
     registered = {t.trial_id: model_id for t, model_id in zip(uploadable, model_ids, strict=True)}
     points = [
+        TrialPoint(t.key, t.finished_at, t.objective(metric), t.model_id, t.run_id)
+        for t in plan.earlier
+    ]
+    points += [
         TrialPoint(
             t.trial_id,
             t.finished_at,
@@ -75,7 +88,10 @@ def run_tuning(
     dropped = [t for t in outcome.trials if t.has_model and t.trial_id not in kept]
     for trial in dropped:  # their runs, parameters and metrics stay in MLflow
         shutil.rmtree(trial.model_dir, ignore_errors=True)
-    run_id = next((t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id), "")
+    run_id = next(
+        (t.mlflow_run_id for t in outcome.trials if t.trial_id == best_id),
+        next((t.run_id for t in plan.earlier if t.key == best_id), ""),
+    )
     search = {"stopped": outcome.stopped, **outcome.compute}
     plots = publish_plots(plan, outcome.trials, run.run_id)
     publish_summary(

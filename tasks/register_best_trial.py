@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from prefect import get_run_logger, task
 
@@ -10,13 +11,26 @@ from unitrain.errors import UnitrainError
 from unitrain.job.plan import TuningPlan
 from unitrain.stores.registry import TAG, ModelRegistry
 from unitrain.tune.results import TrialOutcome, TuneOutcome
+from unitrain.tune.study import EarlierTrial
 from unitrain.ui.summary import TrialPoint, objective_figure
 from unitrain.ui.trial_table import TrialTable
 
 
-def best_trial(trials: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome:
-    """The finished trial with the best ``metric``; ties go to the earliest trial."""
-    scored = [t for t in trials if t.has_model and t.objective(metric) is not None]
+def best_trial(
+    trials: list[TrialOutcome],
+    metric: str,
+    mode: str,
+    earlier: Sequence[EarlierTrial] = (),
+) -> TrialOutcome | EarlierTrial:
+    """The trial with a model and the best ``metric``; ties go to the earliest trial.
+
+    ``earlier`` are the trials of the study the search extends: one of them
+    wins when no new trial does better.
+    """
+    scored: list[TrialOutcome | EarlierTrial] = [
+        t for t in earlier if t.model_id is not None and t.objective(metric) is not None
+    ]
+    scored += [t for t in trials if t.has_model and t.objective(metric) is not None]
     if not scored:
         raise UnitrainError(
             f"no trial finished with a model and a value for {metric!r}; "
@@ -43,13 +57,18 @@ def failure_summary(trials: list[TrialOutcome], metric: str, shown: int = 5) -> 
 def register_best_trial(plan: TuningPlan, outcome: TuneOutcome) -> str:
     """Choose the winner, tag the job's MLflow run, and log the table with it marked."""
     config = plan.config
-    best = best_trial(outcome.trials, config.metric, config.mode)
-    client = ModelRegistry().client
-    client.set_tag(outcome.parent_run_id, "unitrain.best_trial", best.trial_id)
+    best = best_trial(outcome.trials, config.metric, config.mode, plan.earlier)
+    registry = ModelRegistry()
+    client = registry.client
+    client.set_tag(outcome.parent_run_id, "unitrain.best_trial", best.key)
     client.log_metric(outcome.parent_run_id, f"best_{config.metric}", best.metrics[config.metric])
-    if best.mlflow_run_id:
+    if isinstance(best, EarlierTrial):
+        assert best.model_id is not None  # best_trial only picks trials with a model
+        registry.mark_best(best.model_id, plan.job)  # no new trial beat the study's best
+    elif best.mlflow_run_id:
         client.set_tag(best.mlflow_run_id, TAG.BEST, "true")
-    points = [
+    points = [TrialPoint(t.key, t.finished_at, t.metrics.get(config.metric)) for t in plan.earlier]
+    points += [
         TrialPoint(t.trial_id, t.finished_at, t.metrics.get(config.metric)) for t in outcome.trials
     ]
     figure = objective_figure(points, config.metric, config.mode)
@@ -59,14 +78,14 @@ def register_best_trial(plan: TuningPlan, outcome: TuneOutcome) -> str:
         import matplotlib.pyplot as plt
 
         plt.close(figure)  # this worker process is reused by later tasks
-    final = TrialTable(**{**outcome.table.payload(), "best_trial": best.trial_id})
+    final = TrialTable(**{**outcome.table.payload(), "best_trial": best.key})
     final.publish(plan.job)
     client.log_dict(outcome.parent_run_id, final.payload(), "trials.json")
     get_run_logger().info(
         "best trial %s: %s=%s with %s",
-        best.trial_id,
+        best.key,
         config.metric,
         best.metrics[config.metric],
         best.config,
     )
-    return best.trial_id
+    return best.key

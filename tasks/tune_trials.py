@@ -84,6 +84,7 @@ def tune_trials(
         on_result=lambda trial: recorder.progressed(trial.trial_id),
         on_end=ended,
     )
+    callback.add_earlier(plan.earlier)
     callbacks = [callback, JsonLoggerCallback()]
     trainable = tune.with_resources(
         make_trainable(setup), {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
@@ -163,7 +164,9 @@ def _new_tuner(
     from unitrain.tune.searchers import build_search_alg
 
     config = plan.config
-    searcher, param_space = build_search_alg(plan.space, plan.hyperparameter, config)
+    searcher, param_space = build_search_alg(
+        plan.space, plan.hyperparameter, config, earlier=plan.earlier
+    )
     return tune.Tuner(
         trainable,
         param_space=param_space,

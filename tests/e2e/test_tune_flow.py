@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -346,3 +347,60 @@ def test_keep_models_registers_only_the_best_and_removes_the_other_models(flow_e
 
 def _job_of(result) -> str:
     return ModelRegistry().get(result["model_id"]).job
+
+
+def test_a_new_round_extends_the_study_and_keeps_its_best_when_nothing_beats_it(flow_env):
+    from unitrain.errors import JobValidationError
+    from unitrain.job.plan import plan_job
+    from unitrain.stores.registry import best_alias
+
+    name = unique("e2e-study")
+    tune_config = {
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 4,
+        "seed": 2,
+        "search_alg": "hyperoptsearch",
+        "extend": name,  # its own name: each run is a new round of one study
+    }
+    first = run(**synthetic(name, tune_config=tune_config)).result()
+    best_so_far = first["model_id"]
+
+    # The second round runs one poor point: the first round's best stays the best.
+    again = {**tune_config, "num_samples": 1}
+    again["search_alg"] = {"name": "hyperoptsearch", "points_to_evaluate": [{"x": 1, "y": 0}]}
+    round_two = synthetic(name, tune_config=again, checkpoint="best")
+    planned = plan_job({k: v for k, v in round_two.items() if k != "plugin"}, "synthetic")
+    assert f"checkpoint 'best' resolved to model {best_so_far}" in planned.notes
+    assert len(planned.earlier) == 4
+    state = run(**round_two)
+    result = state.result()
+    assert result["model_id"] == best_so_far
+    assert result["best_trial"]["trial_id"].startswith(f"{name}/")
+    assert len(result["trial_models"]) == 1  # the new trial's model; the earlier ones stay
+    registry = ModelRegistry()
+    best_version = registry.client.get_model_version_by_alias("unitrain", best_alias(name))
+    assert int(best_version.version) == best_so_far
+    artifacts = flow_artifacts(state.state_details.flow_run_id)
+    rows = json.loads(
+        max((a for a in artifacts if a.type == "table"), key=lambda a: a.created).data
+    )
+    assert [r["status"] for r in rows].count("EARLIER") == 4
+    assert [r["trial_id"] for r in rows if r["best"]] == [result["best_trial"]["trial_id"]]
+    summary = next(a for a in artifacts if a.type == "markdown")
+    assert f"extends a study: 4 earlier trial(s) of `{name}`" in summary.data
+    assert "| 5 | `" in summary.data  # the chart has every trial of the study
+
+    # Another space is refused before anything runs, naming the entry that differs.
+    other = [XY[0], {"name": "y", "type": "uniform", "min": 0, "max": 2}]
+    with pytest.raises(JobValidationError, match="'y' is .* here, .* there"):
+        plan_job(
+            {
+                "name": unique("e2e-other"),
+                "dataset": 1,
+                "is_tune": True,
+                "tune_config": again,
+                "hyperparameters": other,
+            },
+            "synthetic",
+        )

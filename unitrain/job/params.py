@@ -22,6 +22,7 @@ from unitrain.job.search_space import SearchSpaceEntry
 from unitrain.settings import settings
 
 __all__ = [
+    "BEST",
     "LATEST",
     "SearchAlgConfig",
     "SchedulerConfig",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 LATEST = "latest"
+#: ``checkpoint: "best"``: the model ``best-<job>`` points at
+BEST = "best"
 
 
 def _known_name(value: str, kind: str, known: list[str]) -> str:
@@ -113,6 +116,13 @@ class TuneConfig(_Strict):
     stop: StopConfig = Field(default_factory=StopConfig)
     #: register only this many of the best trials' models (default: every one)
     keep_models: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: a finished tuning job whose trials this search continues (its own name: a new round)
+    extend: str | None = None
+
+    @field_validator("extend")
+    @classmethod
+    def _job_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_job_name(value)
 
     @field_validator("num_samples")
     @classmethod
@@ -214,7 +224,10 @@ class TrainParams(_Strict):
     @classmethod
     def _valid_checkpoint(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, bool):
-            raise ValueError("must be a model ID, 'latest', 'latest:<job name>' or null")
+            raise ValueError(
+                "must be a model ID, 'latest', 'latest:<job name>', 'best', 'best:<job name>' "
+                "or null"
+            )
         if isinstance(value, int):
             if value < 1:
                 raise ValueError(f"model IDs start at 1, got {value}")
@@ -223,13 +236,15 @@ class TrainParams(_Strict):
             text = value.strip()
             if text.isdigit():
                 return int(text)
-            if text == LATEST:
-                return text
-            if text.startswith(LATEST + ":"):
-                check_job_name(text[len(LATEST) + 1 :])
-                return text
+            for word in (LATEST, BEST):
+                if text == word:
+                    return text
+                if text.startswith(word + ":"):
+                    check_job_name(text[len(word) + 1 :])
+                    return text
             raise ValueError(
-                f"must be a model ID, 'latest', 'latest:<job name>' or null, got {value!r}"
+                "must be a model ID, 'latest', 'latest:<job name>', 'best', 'best:<job name>' "
+                f"or null, got {value!r}"
             )
         return value
 

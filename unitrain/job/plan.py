@@ -24,6 +24,7 @@ from unitrain.stores.job_state import params_digest
 if TYPE_CHECKING:
     from unitrain.stores.catalog import CatalogEntry, DatasetCatalog
     from unitrain.stores.registry import ModelRegistry
+    from unitrain.tune.study import EarlierTrial
 
 __all__ = ["JobPlan", "TuningPlan", "plan_job"]
 
@@ -69,6 +70,8 @@ class TuningPlan(JobPlan):
     config: TuneConfig
     total_trials: int
     grid_size: int
+    #: the finished trials of the study this search extends (``tune_config.extend``)
+    earlier: tuple[EarlierTrial, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -136,6 +139,10 @@ def plan_job(
     )
     if config is None:
         return JobPlan(**common, notes=tuple(notes))
+    from unitrain.tune.study import load_study
+
+    earlier, extend_notes = load_study(parsed, loaded.name, registry)
+    notes.extend(extend_notes)
     for entry in space:
         if entry.q_defaulted:
             notes.append(f"{entry.name}: no q given, using q={entry.describe()['q']}")
@@ -146,6 +153,7 @@ def plan_job(
         config=config,
         total_trials=parsed.total_trials,
         grid_size=parsed.grid_size,
+        earlier=tuple(earlier),
     )
 
 
@@ -170,19 +178,21 @@ def _resolve_checkpoint(
         except NotFoundError as error:
             raise JobValidationError(str(error)) from None
         return value
-    source = params.stored_name if value == LATEST else encode_job_name(value[len(LATEST) + 1 :])
-    latest = registry.latest_of(source)
-    if latest is None:
-        if value == LATEST:
+    word, _, other = value.partition(":")
+    source = encode_job_name(other) if other else params.stored_name
+    found = registry.latest_of(source) if word == LATEST else registry.best_of(source)
+    if found is None:
+        if not other:
             notes.append(
-                f"checkpoint 'latest': job {source!r} has no model yet; training from scratch"
+                f"checkpoint {word!r}: job {source!r} has no model yet; training from scratch"
             )
             return None
+        which = "registered" if word == LATEST else "best"
         raise JobValidationError(
-            f"checkpoint: job {source!r} has no registered model to continue from"
+            f"checkpoint: job {source!r} has no {which} model to continue from"
         )
-    notes.append(f"checkpoint {value!r} resolved to model {latest}")
-    return latest
+    notes.append(f"checkpoint {value!r} resolved to model {found}")
+    return found
 
 
 def _resumes(params: TrainParams, digest: str, notes: list[str]) -> bool:
@@ -201,8 +211,14 @@ def _resumes(params: TrainParams, digest: str, notes: list[str]) -> bool:
     if record.finished:
         if params.checkpoint == LATEST and not params.is_tune:
             return False
+        extend = params.tune_config.extend if params.tune_config else None
+        if extend is not None and encode_job_name(extend) == name:
+            notes.append(f"job {name!r} finished; starting a new round of its study")
+            return False
         ways = "choose a new name" + (
-            "" if params.is_tune else ', or pass "checkpoint": "latest" to continue it'
+            f', or pass "tune_config": {{"extend": "{params.name}"}} to run a new round of it'
+            if params.is_tune
+            else ', or pass "checkpoint": "latest" to continue it'
         )
         raise JobValidationError(f"name: job {name!r} already finished; {ways}")
     if record.digest != digest:

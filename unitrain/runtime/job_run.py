@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from unitrain.job.plan import JobPlan, TuningPlan
 from unitrain.stores.job_state import JobFolder, JobRecord
 from unitrain.stores.registry import TAG, ModelRegistry
+from unitrain.tune.study import JOB_FILE, job_file
 
 __all__ = ["JobRun", "job_run", "end_leftovers"]
 
@@ -106,6 +107,8 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
                 run_id = registry.start_run(
                     plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id}
                 )
+                # What a later job needs to extend this search (tune_config.extend).
+                registry.client.log_dict(run_id, job_file(plan.params, plan.plugin), JOB_FILE)
                 record = replace(record, run_id=run_id)
         folder.save(record)
         try:

@@ -330,6 +330,15 @@ class ModelRegistry:
         newest = self._search(job, max_results=1)
         return int(newest[0].version) if newest else None
 
+    def best_of(self, job: str) -> int | None:
+        """The model ``best-<job>`` points at, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(self.name, best_alias(job)).version)
+        except MlflowException:
+            return None
+
     def _search(self, job: str | None, max_results: int | None = None) -> list[Any]:
         """Model versions, newest first, all pages (or the first ``max_results``)."""
         query = f"name = '{self.name}'"

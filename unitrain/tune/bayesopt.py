@@ -65,6 +65,20 @@ class BayesOptSearcher(Searcher):
         self._live[trial_id] = raw
         return config
 
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Fit the GP to a point evaluated elsewhere (a trial of an extended study)."""
+        if error or pruned or not math.isfinite(value):
+            return
+        raw = {n: e.to_internal(parameters[n]) for n, e in self._entries.items()}
+        self._optimizer.register(params=raw, target=value if self.mode == "max" else -value)
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
 from unitrain.metrics import finite_metrics
 from unitrain.ui.progress import StepProgress
 from unitrain.ui.trial_table import MAX_METRIC_COLUMNS, TrialTable
+
+if TYPE_CHECKING:
+    from unitrain.tune.study import EarlierTrial
 
 __all__ = ["RAY_BOOKKEEPING", "TrialsLoggingCallback"]
 
@@ -143,6 +146,18 @@ class TrialsLoggingCallback(Callback):
             self.metric_names.add(key)
             if key not in self.metric_columns and len(self.metric_columns) < MAX_METRIC_COLUMNS:
                 self.metric_columns.append(key)
+
+    def add_earlier(self, trials: Sequence[EarlierTrial]) -> None:
+        """Rows for the trials of the study this search extends, first, as ``EARLIER``."""
+        for trial in trials:
+            row: dict[str, Any] = {"status": "EARLIER"}
+            row.update((n, trial.config[n]) for n in self.hyperparameters if n in trial.config)
+            for key, value in finite_metrics(trial.metrics, skip=RAY_BOOKKEEPING).items():
+                if key in self.metric_columns or len(self.metric_columns) < MAX_METRIC_COLUMNS:
+                    row[key] = value
+                    if key not in self.metric_columns:
+                        self.metric_columns.append(key)
+            self.trials[trial.key] = row
 
     def _one_more_finished(self) -> None:
         self.finished += 1

@@ -89,6 +89,11 @@ class TrialOutcome:
         return self.status == "TERMINATED" and bool(self.model_dir)
 
     @property
+    def key(self) -> str:
+        """How the trial is named in the job's table (its trial ID)."""
+        return self.trial_id
+
+    @property
     def why_no_model(self) -> str:
         """Why this trial registers no model ('' when it does)."""
         if self.has_model:

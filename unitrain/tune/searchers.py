@@ -21,6 +21,7 @@ from unitrain.job.search_space import Distribution
 
 if TYPE_CHECKING:
     from unitrain.job.params import TuneConfig
+    from unitrain.tune.study import EarlierTrial
 
 __all__ = [
     "SEARCH_ALGORITHMS",
@@ -48,6 +49,8 @@ class SearchAlgorithm:
     cannot: Mapping[str, str] = field(default_factory=dict)
     #: whether it limits concurrent trials itself (else a ConcurrencyLimiter wraps it)
     limits_concurrency: bool = False
+    #: whether it learns from results, so an extended study's trials are given to it
+    learns: bool = True
 
 
 def to_param_space(
@@ -75,10 +78,10 @@ def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneC
 
 
 def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
-    from ray.tune.search.hyperopt import HyperOptSearch
+    from unitrain.tune.warm_start import WarmHyperOptSearch
 
-    searcher = HyperOptSearch(
-        space=HyperOptSearch.convert_search_space(to_param_space(entries)),
+    searcher = WarmHyperOptSearch(
+        space=WarmHyperOptSearch.convert_search_space(to_param_space(entries)),
         metric=config.metric,
         mode=config.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
@@ -126,6 +129,7 @@ SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
             _basic,
             ("ray.tune.search.basic_variant", "BasicVariantGenerator"),
             limits_concurrency=True,
+            learns=False,
         ),
         SearchAlgorithm(
             "hyperoptsearch", _hyperopt, ("ray.tune.search.hyperopt", "HyperOptSearch"), _NO_GRID
@@ -194,10 +198,19 @@ def build_search_alg(
     config: TuneConfig,
     *,
     limit_concurrency: bool = True,
+    earlier: Sequence[EarlierTrial] = (),
 ) -> tuple[Any, dict[str, Any]]:
-    """The searcher and the Tuner's ``param_space`` for this job."""
+    """The searcher and the Tuner's ``param_space`` for this job.
+
+    ``earlier`` are the trials of the study the job extends: an algorithm that
+    learns from results is told them before it proposes anything. A seeded
+    extension draws from ``seed + len(earlier)``, so it does not repeat the
+    draws of the round it extends.
+    """
     row = SEARCH_ALGORITHMS[config.search_alg.name]
     _refuse_what_it_cannot_express(row, entries)
+    if earlier and config.seed is not None:
+        config = config.model_copy(update={"seed": config.seed + len(earlier)})
     try:
         searcher, space = row.build(entries, fixed, config)
     except (TypeError, ValueError, AssertionError) as error:
@@ -205,6 +218,10 @@ def build_search_alg(
             f"tune_config.search_alg: {row.name} rejected the job: {error}; "
             f"its options are {accepted_options(*row.options_of)}"
         ) from None
+    if earlier and row.learns:
+        from unitrain.tune.warm_start import add_evaluated
+
+        add_evaluated(searcher, earlier, config.metric)
     if limit_concurrency and config.max_concurrent_trials and not row.limits_concurrency:
         from ray.tune.search import ConcurrencyLimiter
 

@@ -155,6 +155,12 @@ def render_summary(
             *(f"| {k} | {_format(v)} |" for k, v in sorted(best["config"].items())),
             "",
         ]
+        if plan.earlier:
+            jobs = ", ".join(f"`{job}`" for job in dict.fromkeys(t.job for t in plan.earlier))
+            lines += [
+                f"- extends a study: {len(plan.earlier)} earlier trial(s) of {jobs}, "
+                "given to the search as evaluated and ranked with this job's trials",
+            ]
         if search:
             lines += [
                 f"- the search stopped: {search.get('stopped', '')}",
