@@ -183,3 +183,30 @@ def test_scheduled_retraining_continues_from_its_previous_model(stack: Stack):
     earlier, later = registry.models(job="digits-nightly")
     run = registry.client.get_run(later.run_id)
     assert run.data.tags["unitrain.checkpoint"] == str(earlier.model_id)
+
+
+def test_scheduled_retuning_learns_from_its_earlier_round_and_starts_from_its_best(stack: Stack):
+    first = stack.run_deployment("train/retune-digits-weekly")
+    second = stack.run_deployment("train/retune-digits-weekly")
+    assert first["state"]["type"] == second["state"]["type"] == "COMPLETED", second["state"]
+    registry = stack.registry()
+    runs = registry.client.search_runs(
+        [registry.experiment_id()],
+        filter_string="tags.`unitrain.job` = 'digits-retune'",
+        order_by=["attributes.start_time ASC"],
+    )
+    rounds = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(rounds) == 2
+    one, two = (r.info.run_id for r in rounds)
+    kept = registry.registered_trials("digits-retune", one)
+    assert len(kept) == 2  # keep_models: 2
+    best_of_round_one = kept[rounds[0].data.tags["unitrain.best_trial"]]
+    # Round two's trials started from round one's best model...
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == two]
+    assert len(trials) == 3
+    assert {t.data.tags["unitrain.checkpoint"] for t in trials} == {str(best_of_round_one)}
+    # ...and its table ranks round one's trials with its own.
+    tables = [a for a in stack.artifacts(second["id"]) if a["type"] == "table"]
+    rows = json.loads(max(tables, key=lambda a: a["created"])["data"])
+    assert [r["status"] for r in rows].count("EARLIER") == 3
+    assert sum(r["status"] == "TERMINATED" for r in rows) == 3

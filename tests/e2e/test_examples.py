@@ -79,3 +79,27 @@ def test_a_search_that_stops_when_it_is_good_enough(seed_datasets):
         assert "the search stopped: score reached the target 0.95" in summary
     else:
         assert "the search stopped: no better score in the last 10 trials" in summary
+
+
+def test_a_study_in_rounds_keeps_the_best_models_and_learns_from_each_round(seed_datasets):
+    from tests.e2e.test_train_flow import flow_artifacts
+    from unitrain.stores.registry import ModelRegistry
+
+    first = run_example("tune_study_rounds.json").result()
+    assert len(first["trial_models"]) == 3  # keep_models: the 3 best of 8 trials
+    state = run_example("tune_study_rounds.json")  # the next round of the same study
+    second = state.result()
+    assert len(second["trial_models"]) == 3
+    assert (
+        second["best_trial"]["metrics"]["score"] >= first["best_trial"]["metrics"]["score"]
+    )  # the best covers both rounds
+    artifacts = flow_artifacts(state.state_details.flow_run_id)
+    table = max((a for a in artifacts if a.type == "table"), key=lambda a: a.created)
+    assert [row["status"] for row in json.loads(table.data)].count("EARLIER") == 8
+    # Each round's trials started from the best model of the rounds before it.
+    registry = ModelRegistry()
+    started_from = {registry.get(m["model_id"]).run_id for m in second["trial_models"]}
+    checkpoints = {
+        registry.client.get_run(r).data.tags["unitrain.checkpoint"] for r in started_from
+    }
+    assert checkpoints == {str(first["model_id"])}
