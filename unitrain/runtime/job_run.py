@@ -105,7 +105,7 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
                 registry.reopen_run(record.run_id)
             else:
                 run_id = registry.start_run(
-                    plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id}
+                    plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id, TAG.MODE: plan.mode}
                 )
                 # What a later job needs to extend this search (tune_config.extend).
                 registry.client.log_dict(run_id, job_file(plan.params, plan.plugin), JOB_FILE)

@@ -45,6 +45,8 @@ class TAG:
     BEST = "unitrain.best"
     FLOW_RUN = "unitrain.prefect_flow_run"
     NODE = "unitrain.ray_node"
+    #: "tuning" on a tuning job's own run (the runs a later search can extend)
+    MODE = "unitrain.mode"
     #: the job's own MLflow run (a tuning job's parent run): with the trial ID,
     #: the key that makes registering a model idempotent
     JOB_RUN = "unitrain.job_run"

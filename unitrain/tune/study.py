@@ -119,18 +119,21 @@ def _finished_run(registry: ModelRegistry, job: str, before: int | None) -> Any:
     quoted = _quoted(job)
     if quoted is None:
         return None
-    query = f"tags.`{TAG.JOB}` = {quoted} and attributes.status = 'FINISHED'"
+    query = (
+        f"tags.`{TAG.JOB}` = {quoted} and tags.`{TAG.MODE}` = 'tuning' "
+        "and attributes.status = 'FINISHED'"
+    )
     if before is not None:
         query += f" and attributes.start_time < {before}"
     runs = registry.client.search_runs(
         [registry.experiment_id()],
         filter_string=query,
         order_by=["attributes.start_time DESC"],
-        max_results=1000,
+        max_results=10,
     )
     for run in runs:
         tags = run.data.tags
-        if "mlflow.parentRunId" not in tags and TAG.TRIAL not in tags and TAG.FLOW_RUN in tags:
+        if tags.get(TAG.MODE) == "tuning" and "mlflow.parentRunId" not in tags:
             return run
     return None
 
@@ -144,7 +147,7 @@ def _read_job_file(registry: ModelRegistry, run: Any, job: str) -> dict[str, Any
     except Exception:  # noqa: BLE001 (a run from before jobs recorded themselves)
         raise JobValidationError(
             f"tune_config.extend: job {job!r} did not record its search (no {JOB_FILE} in its "
-            "MLflow run); only searches run by this version of unitrain or later can be extended"
+            "MLflow run)"
         ) from None
     if not isinstance(data, dict) or "params" not in data:
         raise JobValidationError(f"tune_config.extend: job {job!r} has an unreadable {JOB_FILE}")
