@@ -142,3 +142,19 @@ def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algo
     for name in "abc":
         assert seen[name] == {5, 6, 7}, (name, seen[name])
     assert seen["d"] == {5, 10, 15}
+
+
+@pytest.mark.parametrize(
+    ("num_samples", "options", "random_first"),
+    [(None, {}, 5), (12, {}, 5), (40, {}, 10), (500, {}, 20), (40, {"n_initial_points": 3}, 3)],
+)
+def test_hyperopt_starts_with_a_quarter_of_its_trials_random(num_samples, options, random_first):
+    config = TuneConfig(
+        metric="m",
+        num_samples=num_samples,
+        search_alg={"name": "hyperoptsearch", "options": options},
+    )
+    searcher, _ = build_search_alg(
+        [parse_entry({"name": "x", "type": "uniform", "min": 0, "max": 1})], {}, config
+    )
+    assert searcher.algo.keywords["n_startup_jobs"] == random_first

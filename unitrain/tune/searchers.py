@@ -80,13 +80,17 @@ def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneC
 def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
     from unitrain.tune.warm_start import WarmHyperOptSearch
 
+    options = dict(config.search_alg.options)
+    # Ray's default of 20 random trials first would make a search of 20 trials or
+    # fewer (10 without num_samples) a random one; a quarter, 5 to 20, leaves TPE room.
+    options.setdefault("n_initial_points", max(5, min(20, (config.num_samples or 10) // 4)))
     searcher = WarmHyperOptSearch(
         space=WarmHyperOptSearch.convert_search_space(to_param_space(entries)),
         metric=config.metric,
         mode=config.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         random_state_seed=config.seed,
-        **config.search_alg.options,
+        **options,
     )
     return searcher, dict(fixed)
 

@@ -9,6 +9,7 @@ are given nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from unitrain.tune.study import EarlierTrial
 
 __all__ = ["WarmHyperOptSearch", "add_evaluated"]
+
+log = logging.getLogger(__name__)
 
 
 class WarmHyperOptSearch(HyperOptSearch):
@@ -53,9 +56,18 @@ class WarmHyperOptSearch(HyperOptSearch):
         trials.refresh()
 
 
-def add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> None:
-    """Give ``searcher`` each earlier trial's configuration and result."""
+def add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> int:
+    """Give ``searcher`` each earlier trial's configuration and result; return how many took."""
+    given = 0
     for trial in earlier:
         value = trial.objective(metric)
-        if value is not None:
+        if value is None:
+            continue
+        try:
             searcher.add_evaluated_point(dict(trial.config), value)
+        except (ValueError, TypeError, KeyError) as error:
+            # One stored value the library will not take costs that trial, not the search.
+            log.warning("earlier trial %s not given to the search: %s", trial.key, error)
+            continue
+        given += 1
+    return given
