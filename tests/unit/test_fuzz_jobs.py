@@ -134,6 +134,17 @@ class FakeRegistry:
     def job_exists(self, job: str) -> bool:
         return False
 
+    def best_of(self, job: str) -> int | None:
+        return None
+
+    def experiment_id(self) -> str:
+        return "0"
+
+    class client:  # noqa: N801 (stands in for the registry's MLflow client)
+        @staticmethod
+        def search_runs(*args: Any, **kwargs: Any) -> list[Any]:
+            return []  # no earlier search to extend
+
 
 def plan_or_refuse(document: Any) -> None:
     document = expanded(document)

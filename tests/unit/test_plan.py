@@ -113,8 +113,11 @@ def test_a_finished_job_is_not_run_again(home):
         "hyperparameters": [{"name": "epochs", "type": "randint", "min": 1, "max": 2}],
     }
     record(plan_job(tuning), "finished")
-    with pytest.raises(JobValidationError, match="'t' already finished; choose a new name$"):
+    with pytest.raises(JobValidationError, match="'t' already finished; choose a new name, or"):
         plan_job(tuning)
+    # A tuning job that extends its own study starts a new round of it.
+    rounds = {**tuning, "tune_config": {"metric": "accuracy", "extend": "t"}}
+    assert "job 't' finished; starting a new round of its study" in plan_job(rounds).notes
 
 
 def test_a_tuning_plan_carries_its_space_and_config(home):
