@@ -61,6 +61,8 @@ def environment(home: Path) -> dict[str, str]:
     }
     env.update(
         UNITRAIN_HOME=str(home),
+        # Empty at first: the first home pays what a machine new to unitrain pays.
+        UNITRAIN_CACHE=str(home.parent / "cache"),
         UNITRAIN_IDLE_S="600",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
@@ -199,6 +201,14 @@ def main() -> int:
     warm, _ = unitrain_run(home, tuning_job("bench-warm", 1, 0.0))
     show(Figure(f"fixed cost, fresh home ({cold:.1f} s / {raw:.1f} s)", cold / raw, 2.5))
     show(Figure(f"fixed cost, local stack up ({warm:.1f} s / {raw:.1f} s)", warm / raw, 1.0))
+    # A second new home on the same machine starts from what the first one kept.
+    second = base / "second" / "home"
+    second.parent.mkdir()
+    (second.parent / "cache").symlink_to(home.parent / "cache")
+    again, _ = unitrain_run(second, tuning_job("bench-second-home", 1, 0.0))
+    stop = [sys.executable, "-m", "unitrain.cli", "stop"]
+    subprocess.run(stop, env=environment(second), capture_output=True, check=False)
+    show(Figure(f"fixed cost, another fresh home ({again:.1f} s / {raw:.1f} s)", again / raw, 2.5))
 
     # 2. per trial, with the fixed cost
     for trials, work_s in workloads:

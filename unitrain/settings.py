@@ -90,6 +90,11 @@ VARIABLES: tuple[Variable, ...] = (
         "in a Ray worker: the file holding the job's credentials, readable by its owner only",
     ),
     Variable("UNITRAIN_RAY_DASHBOARD", "0", "1 starts the local Ray's dashboard"),
+    Variable(
+        "UNITRAIN_CACHE",
+        "$XDG_CACHE_HOME/unitrain or ~/.cache/unitrain",
+        "what this machine's new homes start from (a migrated, empty Prefect database)",
+    ),
 )
 
 _KNOWN = {v.name for v in VARIABLES}
@@ -140,6 +145,8 @@ class Settings:
     idle_s: float
     ray_num_cpus: int | None
     ray_dashboard: bool
+    #: shared by every home of this machine: what a new home can start from
+    cache: Path
     worker_secrets_file: str | None
     #: the real servers, when configured (else the embedded defaults are used)
     mlflow_tracking_uri_configured: str | None
@@ -180,6 +187,12 @@ class Settings:
             idle_s=_seconds(environ, "UNITRAIN_IDLE_S", 600.0),
             ray_num_cpus=_positive_int(environ, "UNITRAIN_RAY_NUM_CPUS", 1) if cpus else None,
             ray_dashboard=environ.get("UNITRAIN_RAY_DASHBOARD", "").strip() == "1",
+            cache=Path(
+                environ.get("UNITRAIN_CACHE")
+                or Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unitrain"
+            )
+            .expanduser()
+            .resolve(),
             worker_secrets_file=environ.get("UNITRAIN_WORKER_SECRETS") or None,
             mlflow_tracking_uri_configured=environ.get("MLFLOW_TRACKING_URI") or None,
             ray_address=environ.get("RAY_ADDRESS") or None,

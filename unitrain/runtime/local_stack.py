@@ -242,6 +242,15 @@ def _serve(port: int) -> None:
     os.environ["PREFECT__SERVER_FINAL"] = "1"
     from prefect.server.api.server import create_app
 
+    from unitrain.runtime.prefect_db_template import (
+        database_path,
+        keep_template,
+        seed_from_template,
+    )
+
+    database = database_path()
+    if database is not None:
+        seed_from_template(database)  # skips Prefect's migrations on a new home
     activity = _Activity(create_app(ephemeral=True, final=True))
     server = uvicorn.Server(
         uvicorn.Config(activity, host=HOST, port=port, log_level="error", lifespan="on")
@@ -267,6 +276,8 @@ def _serve(port: int) -> None:
     temporary.write_text(json.dumps(state))
     os.replace(temporary, _state_file())
     (_folder() / "clients").mkdir(exist_ok=True)
+    if database is not None:  # for the next new home on this machine
+        threading.Thread(target=keep_template, args=(database,), daemon=True).start()
     idle_s = settings().idle_s
     try:
         while not stopping.wait(_CHECK_EVERY_S) and api.is_alive():
