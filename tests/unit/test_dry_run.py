@@ -65,3 +65,21 @@ def test_describe_states_trials_resources_and_resolved_q(home):
     assert summary["resources"]["peak"] == {"cpu": 1.0, "gpu": 0.0}
     assert summary["resources"]["total_trial_slots"] == {"cpu": 4.0, "gpu": 0.0}
     assert "examples" in summary["sampled_configurations_note"]
+
+
+def test_a_seeded_extension_shows_the_draws_it_will_make_not_the_earlier_rounds(home):
+    import dataclasses
+
+    from unitrain.tune.study import EarlierTrial
+
+    earlier = tuple(
+        EarlierTrial("before", f"t{i}", {"x": 0.5, "label": "a"}, {"score": 0.5}, i + 1, "r", 0.0)
+        for i in range(3)
+    )
+    plan = plan_job(tuning(seed=3), "synthetic")
+    extended = dataclasses.replace(plan, earlier=earlier)
+    # Random search draws from seed + the number of earlier trials: 3 + 3.
+    assert sample_configurations(extended, 4) == sample_configurations(
+        plan_job(tuning(seed=6), "synthetic"), 4
+    )
+    assert sample_configurations(extended, 4) != sample_configurations(plan, 4)

@@ -68,7 +68,7 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
     config = plan.config
     count = min(count, plan.total_trials)
     searcher, param_space = build_search_alg(
-        plan.space, plan.hyperparameter, config, limit_concurrency=False
+        plan.space, plan.hyperparameter, config, limit_concurrency=False, earlier=plan.earlier
     )
     if config.search_alg.name == "basicvariantgenerator":
         return _basic_variants(param_space, plan, count)
@@ -83,8 +83,9 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
 def _basic_variants(param_space: dict[str, Any], plan: TuningPlan, count: int) -> list[dict]:
     """Ray's BasicVariantGenerator draws, reproduced: same generator, same order."""
     from unitrain._compat import ray_preset_variants, ray_seeded_rng, ray_variants
+    from unitrain.tune.searchers import search_seed
 
-    rng = ray_seeded_rng(plan.config.seed)
+    rng = ray_seeded_rng(search_seed(plan.config.seed, len(plan.earlier)))
     spec = {"config": param_space}
     points = copy.deepcopy(plan.config.search_alg.points_to_evaluate or [])
     samples: list[dict[str, Any]] = []

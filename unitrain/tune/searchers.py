@@ -29,6 +29,7 @@ __all__ = [
     "accepted_options",
     "build_search_alg",
     "check_search_space",
+    "search_seed",
     "to_param_space",
 ]
 
@@ -196,6 +197,11 @@ def _refuse_what_it_cannot_express(row: SearchAlgorithm, entries: Sequence[Distr
             )
 
 
+def search_seed(seed: int | None, earlier: int) -> int | None:
+    """The seed a search draws from: a seeded extension of ``earlier`` trials draws anew."""
+    return seed + earlier if seed is not None and earlier else seed
+
+
 def build_search_alg(
     entries: Sequence[Distribution],
     fixed: dict[str, Any],
@@ -214,7 +220,7 @@ def build_search_alg(
     row = SEARCH_ALGORITHMS[config.search_alg.name]
     _refuse_what_it_cannot_express(row, entries)
     if earlier and config.seed is not None:
-        config = config.model_copy(update={"seed": config.seed + len(earlier)})
+        config = config.model_copy(update={"seed": search_seed(config.seed, len(earlier))})
     try:
         searcher, space = row.build(entries, fixed, config)
     except (TypeError, ValueError, AssertionError) as error:
