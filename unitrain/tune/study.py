@@ -86,7 +86,7 @@ def load_study(
             f"tune_config.extend: no finished tuning job named {source!r} to extend; "
             "name a tuning job that finished"
         )
-    earlier = _read_job_file(registry, run, source)
+    earlier = _read_job_file(run, source)
     _check_same_search(params, plugin, earlier, source)
 
     trials: list[EarlierTrial] = []
@@ -97,7 +97,7 @@ def load_study(
         rounds += 1
         job = run.data.tags.get("unitrain.job", source)
         trials[:0] = _trials_of(registry, run, job, params)
-        extends = _read_job_file(registry, run, job)["params"].get("tune_config", {}).get("extend")
+        extends = _read_job_file(run, job)["params"].get("tune_config", {}).get("extend")
         if extends is None:
             break
         following = encode_job_name(extends)
@@ -138,7 +138,7 @@ def _finished_run(registry: ModelRegistry, job: str, before: int | None) -> Any:
     return None
 
 
-def _read_job_file(registry: ModelRegistry, run: Any, job: str) -> dict[str, Any]:
+def _read_job_file(run: Any, job: str) -> dict[str, Any]:
     import mlflow
 
     try:

@@ -56,9 +56,8 @@ class WarmHyperOptSearch(HyperOptSearch):
         trials.refresh()
 
 
-def add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> int:
-    """Give ``searcher`` each earlier trial's configuration and result; return how many took."""
-    given = 0
+def add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> None:
+    """Give ``searcher`` each earlier trial's configuration and result."""
     for trial in earlier:
         value = trial.objective(metric)
         if value is None:
@@ -68,6 +67,3 @@ def add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -
         except (ValueError, TypeError, KeyError) as error:
             # One stored value the library will not take costs that trial, not the search.
             log.warning("earlier trial %s not given to the search: %s", trial.key, error)
-            continue
-        given += 1
-    return given
