@@ -174,3 +174,40 @@ def test_on_a_terminal_the_job_shows_its_bar_and_trials_and_logs_go_to_a_file(ho
     api_url = json.loads((home / "local" / "stack.json").read_text())["api_url"]
     flow_run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
     assert flow_run["name"] == "on_a_terminal" and flow_run["state"]["type"] == "COMPLETED"
+
+
+def _stack_processes(home: Path) -> list[int]:
+    """Process IDs of the local stacks serving ``home`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"unitrain.runtime.local_stack" in command and (
+            f"UNITRAIN_HOME={home}".encode() in environ
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_job_refused_while_the_stack_starts_stops_the_stack_again(tmp_path):
+    import time
+
+    home = tmp_path / "home"  # nothing running: the job starts the stack while it is planned
+    job = {"name": "refused", "dataset": 1, "plugin": "synthetic", "checkpoint": 9999}
+    job["hyperparameter"] = {"work_s": 0}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+
+    refused = unitrain(home, "run", str(tmp_path / "job.json"))
+
+    assert refused.returncode == 2
+    assert "checkpoint: model 9999 does not exist" in refused.stderr
+    assert (home / "logs" / "local-stack.log").exists()  # the stack had begun to start
+    deadline = time.monotonic() + 60
+    while _stack_processes(home) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _stack_processes(home) == []
+    assert not (home / "local" / "stack.json").exists()
+    assert list((home / "local" / "clients").iterdir()) == []

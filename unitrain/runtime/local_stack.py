@@ -39,7 +39,15 @@ from unitrain.errors import UnitrainError
 from unitrain.runtime.processes import is_alive
 from unitrain.settings import settings
 
-__all__ = ["LocalStack", "ensure", "lease", "stop", "ray_auth_environment"]
+__all__ = [
+    "LocalStack",
+    "abandon_early_start",
+    "ensure",
+    "lease",
+    "ray_auth_environment",
+    "start_early",
+    "stop",
+]
 
 HOST = "127.0.0.1"
 _CHECK_EVERY_S = 1.0
@@ -86,7 +94,9 @@ def _healthy(api_url: str, timeout_s: float = 2.0) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"{api_url}/health", timeout=timeout_s).status_code == 200
+        # Plain HTTP on loopback: no proxy, and no TLS context to build (a quarter second).
+        with httpx.Client(verify=False, trust_env=False, timeout=timeout_s) as client:
+            return client.get(f"{api_url}/health").status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -119,11 +129,17 @@ def _exclusive() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _client_mark() -> Path:
+    """This process's lease: a file named after its process ID."""
+    clients = _folder() / "clients"
+    clients.mkdir(exist_ok=True)
+    return clients / str(os.getpid())
+
+
 @contextlib.contextmanager
 def lease() -> Iterator[LocalStack]:
     """Hold the stack for the duration, starting it if it is not up."""
-    mark = _folder() / "clients" / str(os.getpid())
-    mark.parent.mkdir(exist_ok=True)
+    mark = _client_mark()
     mark.write_text(str(time.time()))
     _DEPTH[0] += 1
     try:
@@ -136,13 +152,77 @@ def lease() -> Iterator[LocalStack]:
 
 def ensure(timeout_s: float = 240.0) -> LocalStack:
     """This home's stack, started if it is not running (or runs without the Ray it needs)."""
+    if _EARLY:  # this process began starting it (start_early) and holds the start lock
+        early = _EARLY.pop()
+        with early.lock:
+            return _wait_for(early.process, timeout_s)
     with _exclusive():
-        stack = running()
-        if stack is not None and (stack.ray_address or not _needs_ray()):
-            return stack
-        if stack is not None:  # started for a job on another cluster; now Ray is needed
-            stop()
-        return _start(timeout_s)
+        process = _spawn_if_needed()
+        if isinstance(process, LocalStack):
+            return process
+        return _wait_for(process, timeout_s)
+
+
+@dataclass
+class _EarlyStart:
+    process: subprocess.Popen[bytes]
+    #: holds the start lock until the stack answers, so no other job starts a second one
+    lock: contextlib.ExitStack
+
+
+# The start this process began and has not yet waited for (at most one).
+_EARLY: list[_EarlyStart] = []
+
+
+def start_early() -> None:
+    """Begin starting the stack, if this job will need it, and return without waiting.
+
+    The stack takes seconds to start (tens on a new home); a job's own start
+    (imports, planning) overlaps with it. :func:`ensure` waits for it;
+    :func:`abandon_early_start` stops it if the job is refused.
+    """
+    if _EARLY or not _wanted():
+        return
+    _client_mark().write_text(str(time.time()))  # the stack must not idle out before the lease
+    lock = contextlib.ExitStack()
+    lock.enter_context(_exclusive())
+    process = _spawn_if_needed()
+    if isinstance(process, LocalStack):
+        lock.close()
+    else:
+        _EARLY.append(_EarlyStart(process, lock))
+
+
+def abandon_early_start() -> None:
+    """Stop the stack :func:`start_early` began, if nothing waited for it (a refused job)."""
+    if not _EARLY:
+        return
+    early = _EARLY.pop()
+    _client_mark().unlink(missing_ok=True)
+    with early.lock:
+        # It stops its Ray and its API by itself on SIGTERM; the refusal need not wait.
+        early.process.terminate()
+
+
+def _wanted() -> bool:
+    """Whether a job run from here will use the stack (for Ray, or for the Prefect API)."""
+    if _needs_ray():
+        return True
+    if settings().prefect_api_url:
+        return False
+    from unitrain.runtime.prefect_server import served_api_url
+
+    return served_api_url() is None
+
+
+def _spawn_if_needed() -> LocalStack | subprocess.Popen[bytes]:
+    """The running stack if it will do, else the process just started (hold the start lock)."""
+    stack = running()
+    if stack is not None and (stack.ray_address or not _needs_ray()):
+        return stack
+    if stack is not None:  # started for a job on another cluster; now Ray is needed
+        stop()
+    return _spawn()
 
 
 def _free_port() -> int:
@@ -151,7 +231,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start(timeout_s: float) -> LocalStack:
+def _spawn() -> subprocess.Popen[bytes]:
     log_dir = settings().logs_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     _state_file().unlink(missing_ok=True)
@@ -165,6 +245,12 @@ def _start(timeout_s: float) -> LocalStack:
             # It needs no credentials, so it gets none (its Ray's workers inherit its environment).
             env={**_without_secrets(os.environ), **ray_auth_environment(create=True)},
         )
+    return process
+
+
+def _wait_for(process: subprocess.Popen[bytes], timeout_s: float) -> LocalStack:
+    """The stack ``process`` runs, once it answers."""
+    log_dir = settings().logs_dir
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -233,31 +319,54 @@ def _live_clients() -> int:
     return count
 
 
-def _serve(port: int) -> None:
-    import uvicorn
+class _Api:
+    """Prefect's API server, made and run in a thread of its own."""
 
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.made = threading.Event()
+        self.activity: _Activity | None = None
+        self.server: Any = None
+        self.thread = threading.Thread(target=self._run, name="prefect-api", daemon=True)
+
+    def _run(self) -> None:
+        import uvicorn
+        from prefect.server.api.server import create_app
+
+        from unitrain.runtime.prefect_db_template import database_path, seed_from_template
+
+        try:
+            database = database_path()
+            if database is not None:
+                seed_from_template(database)  # skips Prefect's migrations on a new home
+            self.activity = _Activity(create_app(ephemeral=True, final=True))
+            self.server = uvicorn.Server(
+                uvicorn.Config(
+                    self.activity, host=HOST, port=self.port, log_level="error", lifespan="on"
+                )
+            )
+        finally:
+            self.made.set()
+        self.server.run()
+
+    @property
+    def started(self) -> bool:
+        return self.server is not None and bool(self.server.started)
+
+
+def _serve(port: int) -> None:
+    # From the first moment: a job refused while the stack starts stops it (SIGTERM).
+    # ray.init replaces this with a sys.exit, after which Ray's exit handler stops Ray.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     # Like Prefect's own temporary server: the API only, no UI, no background services.
     os.environ["PREFECT_UI_ENABLED"] = "0"
     os.environ["PREFECT__SERVER_EPHEMERAL"] = "1"
     os.environ["PREFECT__SERVER_FINAL"] = "1"
-    from prefect.server.api.server import create_app
-
-    from unitrain.runtime.prefect_db_template import (
-        database_path,
-        keep_template,
-        seed_from_template,
-    )
-
-    database = database_path()
-    if database is not None:
-        seed_from_template(database)  # skips Prefect's migrations on a new home
-    activity = _Activity(create_app(ephemeral=True, final=True))
-    server = uvicorn.Server(
-        uvicorn.Config(activity, host=HOST, port=port, log_level="error", lifespan="on")
-    )
-    api = threading.Thread(target=server.run, name="prefect-api", daemon=True)
-    api.start()  # Prefect's app and Ray start side by side
-
+    # Prefect's import and database, and Ray's processes, start side by side:
+    # each takes seconds, much of it waiting.
+    api = _Api(port)
+    api.thread.start()
     import ray
 
     from unitrain.runtime.ray_cluster import ray_init_kwargs
@@ -266,31 +375,41 @@ def _serve(port: int) -> None:
     if _needs_ray():
         ray.init(**ray_init_kwargs(local=True))
         ray_address = str(ray.get_runtime_context().gcs_address)
-    stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     api_url = f"http://{HOST}:{port}/api"
-    while not server.started and api.is_alive():
+    while not api.started and api.thread.is_alive() and not stopping.is_set():
         time.sleep(0.05)
-    state = {"pid": os.getpid(), "api_url": api_url, "ray_address": ray_address}
-    temporary = _state_file().with_name(f".stack.json.{os.getpid()}")
-    temporary.write_text(json.dumps(state))
-    os.replace(temporary, _state_file())
-    (_folder() / "clients").mkdir(exist_ok=True)
-    if database is not None:  # for the next new home on this machine
-        threading.Thread(target=keep_template, args=(database,), daemon=True).start()
-    idle_s = settings().idle_s
     try:
-        while not stopping.wait(_CHECK_EVERY_S) and api.is_alive():
-            if _live_clients() == 0 and time.monotonic() - activity.last > idle_s:
+        if api.started and not stopping.is_set():
+            _announce(api_url, ray_address)
+        idle_s = settings().idle_s
+        while not stopping.wait(_CHECK_EVERY_S) and api.thread.is_alive():
+            assert api.activity is not None
+            if _live_clients() == 0 and time.monotonic() - api.activity.last > idle_s:
                 break
     finally:
         with contextlib.suppress(OSError, ValueError):
             if json.loads(_state_file().read_text()).get("pid") == os.getpid():
                 _state_file().unlink()
-        server.should_exit = True
+        if api.server is not None:
+            api.server.should_exit = True
         if ray.is_initialized():
             ray.shutdown()
-        api.join(timeout=10)
+        api.thread.join(timeout=10)
+
+
+def _announce(api_url: str, ray_address: str) -> None:
+    """Tell jobs where the stack answers (the state file), and keep the database's template."""
+    from unitrain.runtime.prefect_db_template import database_path, keep_template
+
+    state = {"pid": os.getpid(), "api_url": api_url, "ray_address": ray_address}
+    temporary = _state_file().with_name(f".stack.json.{os.getpid()}")
+    temporary.write_text(json.dumps(state))
+    os.replace(temporary, _state_file())
+    (_folder() / "clients").mkdir(exist_ok=True)
+    database = database_path()
+    if database is not None:  # for the next new home on this machine
+        threading.Thread(target=keep_template, args=(database,), daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> None:
