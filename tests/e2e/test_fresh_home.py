@@ -1,8 +1,9 @@
-"""A new home on a machine that ran unitrain before starts from the kept Prefect database.
+"""A new home starts from a kept Prefect database: the installation's, then the machine's.
 
-Two fresh homes share one ``UNITRAIN_CACHE``: the first home's local stack makes
-and migrates its Prefect database and keeps an emptied copy; the second starts
-from that copy, and its job runs and is recorded in its own database only.
+Two fresh homes share one ``UNITRAIN_CACHE``, empty at first: the first home's
+local stack starts from the database ``make setup`` migrated and keeps an emptied
+copy of its own; the second starts from that copy, and its job runs and is
+recorded in its own database only.
 """
 
 from __future__ import annotations
@@ -53,9 +54,16 @@ def run_in(home: Path, cache: Path, name: str) -> None:
 
 
 def test_a_second_home_starts_from_the_first_homes_prefect_database(tmp_path: Path):
+    from unitrain.runtime.prefect_db_template import installed_template_path
+
+    installed = installed_template_path()
+    assert installed.is_file(), "make setup migrates Prefect's database for the installation"
     cache = tmp_path / "cache"
     first, second = tmp_path / "first", tmp_path / "second"
     run_in(first, cache, "first")
+    # Block types get random IDs when a server registers them: these are the installation's.
+    block_ids = "SELECT id FROM block_type ORDER BY slug"
+    assert rows(first / "prefect" / "prefect.db", block_ids) == rows(installed, block_ids)
     (template,) = cache.glob("prefect-*.db")
     assert rows(template, "SELECT name FROM flow_run") == []  # nothing of any job is kept
     assert rows(template, "SELECT count(*) FROM block_type")[0] > 0

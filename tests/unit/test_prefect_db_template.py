@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from unitrain.runtime import prefect_db_template
 from unitrain.runtime.prefect_db_template import (
     database_path,
     keep_template,
@@ -19,6 +20,8 @@ from unitrain.runtime.prefect_db_template import (
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("UNITRAIN_CACHE", str(tmp_path / "cache"))
+    installed = tmp_path / "installed" / "prefect.db"
+    monkeypatch.setattr(prefect_db_template, "installed_template_path", lambda: installed)
     return tmp_path / "cache"
 
 
@@ -91,3 +94,19 @@ def test_the_server_database_is_read_from_prefects_settings(tmp_path):
         assert database_path() == tmp_path / "prefect.db"
     with temporary_settings({PREFECT_API_DATABASE_CONNECTION_URL: "postgresql+asyncpg://u@h/db"}):
         assert database_path() is None  # only a SQLite file is seeded
+
+
+def test_a_new_home_starts_from_the_machines_copy_else_the_installations(tmp_path):
+    installed = prefect_db_template.installed_template_path()
+    keep_template(database(tmp_path / "at_install.db"), installed)
+    with contextlib.closing(sqlite3.connect(installed)) as db:
+        db.execute("INSERT INTO block_type VALUES ('made at install')")
+        db.commit()
+    first = tmp_path / "first" / "prefect.db"
+    assert seed_from_template(first)
+    assert ("made at install",) in rows(first, "block_type")
+
+    keep_template(database(tmp_path / "on_this_machine.db"))
+    second = tmp_path / "second" / "prefect.db"
+    assert seed_from_template(second)
+    assert ("made at install",) not in rows(second, "block_type")

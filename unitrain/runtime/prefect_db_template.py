@@ -2,11 +2,18 @@
 
 Prefect's server creates and migrates its SQLite database the first time it
 starts: about 15 s on a 2-core machine, paid by the first job of every new
-home. The first local server on a machine keeps a copy of its database as it
-stands once started (Prefect's tables and built-in block types; every other
-row is dropped from the copy), and the servers of later new homes start from
-that copy. Prefect still runs its migrations at start, so a copy made by an
-older Prefect is brought up to date; copies are kept per Prefect version.
+home. Two copies of a migrated database spare new homes that cost:
+
+- the installation's, which ``make setup`` prepares once
+  (``python -m unitrain.runtime.prefect_db_template``), as Django's squashed
+  migrations spare a new database its history;
+- the machine's, in ``UNITRAIN_CACHE``: the first local server on a machine
+  keeps a copy of its database as it stands once started.
+
+Either copy holds Prefect's tables and built-in block types only; every
+other row is dropped from it. A new home starts from the machine's copy, else
+the installation's. Prefect still runs its migrations at start, so a copy made
+by an older Prefect is brought up to date; copies are kept per Prefect version.
 Anything wrong with a copy costs only the time it was meant to save: the
 server then makes its database as before.
 """
@@ -18,9 +25,20 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-__all__ = ["database_path", "keep_template", "seed_from_template", "template_path"]
+__all__ = [
+    "database_path",
+    "installed_template_path",
+    "keep_template",
+    "prepare_installed_template",
+    "seed_from_template",
+    "template_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +46,22 @@ log = logging.getLogger(__name__)
 KEPT_TABLES = frozenset({"alembic_version", "block_type", "block_schema", "block_schema_reference"})
 
 
-def template_path() -> Path:
+def _file_name() -> str:
     import prefect
 
+    return f"prefect-{prefect.__version__}.db"
+
+
+def template_path() -> Path:
+    """The machine's copy (``UNITRAIN_CACHE``)."""
     from unitrain.settings import settings
 
-    return settings().cache / f"prefect-{prefect.__version__}.db"
+    return settings().cache / _file_name()
+
+
+def installed_template_path() -> Path:
+    """The installation's copy, beside the environment unitrain is installed in."""
+    return Path(sys.prefix) / "share" / "unitrain" / _file_name()
 
 
 def database_path() -> Path | None:
@@ -50,9 +78,10 @@ def database_path() -> Path | None:
 
 def seed_from_template(database: Path) -> bool:
     """Start a home that has no Prefect database yet from the template; True if it did."""
-    template = template_path()
-    if database.exists() or not template.is_file():
+    found = [path for path in (template_path(), installed_template_path()) if path.is_file()]
+    if database.exists() or not found:
         return False
+    template = found[0]
     database.parent.mkdir(parents=True, exist_ok=True)
     temporary = database.with_name(f".{database.name}.{os.getpid()}")
     try:
@@ -65,9 +94,12 @@ def seed_from_template(database: Path) -> bool:
     return True
 
 
-def keep_template(database: Path) -> None:
-    """Keep a copy of a just-started server's database, emptied, unless one is kept already."""
-    template = template_path()
+def keep_template(database: Path, template: Path | None = None) -> None:
+    """Keep a copy of a just-started server's database, emptied, unless one is kept already.
+
+    The copy goes to ``template``, by default the machine's (:func:`template_path`).
+    """
+    template = template or template_path()
     if template.exists() or not database.is_file():
         return
     temporary = template.with_name(f".{template.name}.{os.getpid()}")
@@ -96,3 +128,50 @@ def keep_template(database: Path) -> None:
     except (OSError, sqlite3.Error) as error:
         log.warning("could not keep a Prefect database template: %s", error)
         temporary.unlink(missing_ok=True)
+
+
+def prepare_installed_template(timeout_s: float = 300.0) -> Path:
+    """Make the installation's copy: start a Prefect server on an empty database, keep it.
+
+    Run in a process of its own, before Prefect is imported: Prefect reads its
+    database's location when it is imported.
+    """
+    with tempfile.TemporaryDirectory(prefix="unitrain-prefect-") as folder:
+        database = Path(folder) / "prefect.db"
+        os.environ.update(
+            PREFECT_HOME=folder,
+            PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
+            PREFECT_UI_ENABLED="0",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            # as the local stack's server: the API only, no background services
+            PREFECT__SERVER_EPHEMERAL="1",
+            PREFECT__SERVER_FINAL="1",
+        )
+        logging.basicConfig(level=logging.WARNING)
+        target = installed_template_path()  # imports Prefect, which reads the above
+        if target.is_file():
+            return target
+        import uvicorn
+        from prefect.server.api.server import create_app
+
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(ephemeral=True, final=True), port=0, log_level="error")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()  # the server migrates the database and registers Prefect's blocks
+        deadline = time.monotonic() + timeout_s
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = server.started
+        server.should_exit = True
+        thread.join(timeout=30)
+        if not started:
+            raise RuntimeError("Prefect's server did not start on an empty database")
+        keep_template(database, target)
+    if not target.is_file():
+        raise RuntimeError(f"could not keep Prefect's database at {target}")
+    return target
+
+
+if __name__ == "__main__":
+    print(f"Prefect's database, migrated: {prepare_installed_template()}")
