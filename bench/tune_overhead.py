@@ -61,7 +61,8 @@ def environment(home: Path) -> dict[str, str]:
     }
     env.update(
         UNITRAIN_HOME=str(home),
-        # Empty at first: the first home pays what a machine new to unitrain pays.
+        # Empty at first, as on a machine where unitrain was just installed (with
+        # the Prefect database `make setup` migrates, and nothing else).
         UNITRAIN_CACHE=str(home.parent / "cache"),
         UNITRAIN_IDLE_S="600",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
