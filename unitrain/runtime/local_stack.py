@@ -40,7 +40,9 @@ from unitrain.runtime.processes import is_alive
 from unitrain.settings import settings
 
 __all__ = [
+    "API_ONLY_ENVIRONMENT",
     "LocalStack",
+    "PrefectApi",
     "abandon_early_start",
     "ensure",
     "lease",
@@ -319,12 +321,20 @@ def _live_clients() -> int:
     return count
 
 
-class _Api:
-    """Prefect's API server, made and run in a thread of its own."""
+#: Like Prefect's own temporary server: the API only, no UI, no background services.
+#: Set before Prefect is imported, which reads them.
+API_ONLY_ENVIRONMENT = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+
+
+class PrefectApi:
+    """Prefect's API server, on a database started from a kept copy, in a thread of its own."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.made = threading.Event()
         self.activity: _Activity | None = None
         self.server: Any = None
         self.thread = threading.Thread(target=self._run, name="prefect-api", daemon=True)
@@ -335,18 +345,15 @@ class _Api:
 
         from unitrain.runtime.prefect_db_template import database_path, seed_from_template
 
-        try:
-            database = database_path()
-            if database is not None:
-                seed_from_template(database)  # skips Prefect's migrations on a new home
-            self.activity = _Activity(create_app(ephemeral=True, final=True))
-            self.server = uvicorn.Server(
-                uvicorn.Config(
-                    self.activity, host=HOST, port=self.port, log_level="error", lifespan="on"
-                )
+        database = database_path()
+        if database is not None:
+            seed_from_template(database)  # skips Prefect's migrations on a new home
+        self.activity = _Activity(create_app(ephemeral=True, final=True))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.activity, host=HOST, port=self.port, log_level="error", lifespan="on"
             )
-        finally:
-            self.made.set()
+        )
         self.server.run()
 
     @property
@@ -359,13 +366,10 @@ def _serve(port: int) -> None:
     # ray.init replaces this with a sys.exit, after which Ray's exit handler stops Ray.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    # Like Prefect's own temporary server: the API only, no UI, no background services.
-    os.environ["PREFECT_UI_ENABLED"] = "0"
-    os.environ["PREFECT__SERVER_EPHEMERAL"] = "1"
-    os.environ["PREFECT__SERVER_FINAL"] = "1"
+    os.environ.update(API_ONLY_ENVIRONMENT)
     # Prefect's import and database, and Ray's processes, start side by side:
     # each takes seconds, much of it waiting.
-    api = _Api(port)
+    api = PrefectApi(port)
     api.thread.start()
     import ray
 

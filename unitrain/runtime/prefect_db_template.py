@@ -27,7 +27,6 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -136,35 +135,29 @@ def prepare_installed_template(timeout_s: float = 300.0) -> Path:
     Run in a process of its own, before Prefect is imported: Prefect reads its
     database's location when it is imported.
     """
+    from unitrain.runtime.local_stack import API_ONLY_ENVIRONMENT, PrefectApi
+
     with tempfile.TemporaryDirectory(prefix="unitrain-prefect-") as folder:
         database = Path(folder) / "prefect.db"
         os.environ.update(
+            API_ONLY_ENVIRONMENT,
             PREFECT_HOME=folder,
             PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
-            PREFECT_UI_ENABLED="0",
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            # as the local stack's server: the API only, no background services
-            PREFECT__SERVER_EPHEMERAL="1",
-            PREFECT__SERVER_FINAL="1",
         )
         logging.basicConfig(level=logging.WARNING)
         target = installed_template_path()  # imports Prefect, which reads the above
         if target.is_file():
             return target
-        import uvicorn
-        from prefect.server.api.server import create_app
-
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(ephemeral=True, final=True), port=0, log_level="error")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()  # the server migrates the database and registers Prefect's blocks
+        api = PrefectApi(port=0)
+        api.thread.start()  # the server migrates the database and registers Prefect's blocks
         deadline = time.monotonic() + timeout_s
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        while not api.started and api.thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
-        started = server.started
-        server.should_exit = True
-        thread.join(timeout=30)
+        started = api.started
+        if api.server is not None:
+            api.server.should_exit = True
+        api.thread.join(timeout=30)
         if not started:
             raise RuntimeError("Prefect's server did not start on an empty database")
         keep_template(database, target)
