@@ -45,6 +45,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert stopped.returncode == 0, stopped.stderr
 
 
+@pytest.mark.slow  # 150 epochs; `make test` resumes from a checkpoint in test_train_flow.py
 def test_seed_training_examples_run_from_the_command_line(home, tmp_path):
     from sklearn.datasets import load_digits
 

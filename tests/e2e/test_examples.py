@@ -2,7 +2,8 @@
 
 Only the dataset IDs the examples name are registered first, as users do
 (``unitrain datasets add bundled:digits --id 456``). The training examples run
-from the command line, as shipped, in ``test_cli_run.py``.
+from the command line, as shipped, in ``test_cli_run.py``. The examples that
+search over the digits for minutes run in ``make slow``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def run_example(name: str, **changes):
     return train(**job.raw, plugin=job.plugin, return_state=True)
 
 
+@pytest.mark.slow  # the flows' own tests cover random and grid search in `make test`
 @pytest.mark.parametrize(("name", "trials"), [("tune_random.json", 10), ("tune_grid.json", 12)])
 def test_tuning_examples(seed_datasets, name, trials):
     result = run_example(name).result()
@@ -46,6 +48,7 @@ def test_tuning_examples(seed_datasets, name, trials):
         assert len(points) == 12
 
 
+@pytest.mark.slow
 def test_hyperopt_hyperband_example_needs_a_gpu_and_runs_without_one(seed_datasets):
     state = run_example("tune_hyperopt_hyperband.json")
     assert state.is_failed()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.test_cli_run import unitrain
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SECRETS = {
     "MLFLOW_TRACKING_USERNAME": "planted-user-5d1f",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from unitrain.job.plan import plan_job
 from unitrain.stores.catalog import DatasetCatalog
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+#: generated jobs per run: a sample in `make test`, 20,000 in `make slow` (FUZZ_EXAMPLES=20000);
+#: Hypothesis itself (drawing and mutating) takes most of the time, about 6 ms a job
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 SEEDS: list[dict[str, Any]] = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
 SEEDS.append(
     {
@@ -173,7 +177,7 @@ def fuzz_home(tmp_path_factory: pytest.TempPathFactory):
 
 
 @settings(
-    max_examples=10_000,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
