@@ -1,10 +1,10 @@
 """Retake the README's pictures from a real served stack, with headless Chromium.
 
-Usage: python docs/screenshots.py [--chromium PATH]   (make screenshots)
+Usage: python docs/screenshots.py [--chromium PATH] [--out DIR]   (make screenshots)
 
 On a fresh home in a temporary folder: starts ``unitrain serve`` (Prefect
 server and UI, MLflow UI), runs a small tuning job of the bundled PyTorch
-plugin with ``unitrain run``, then saves into ``docs/images/``:
+plugin with ``unitrain run``, then saves into ``docs/images/`` (or ``--out``):
 
 - ``prefect-flow-run.png``: the job's flow run, its task graph and logs;
 - ``prefect-trial-table.png``: the trial table artifact;
@@ -70,6 +70,7 @@ def unitrain(env: dict[str, str], *args: str) -> str:
 
 
 def screenshot(chromium: str, url: str, path: Path, height: int = 1000) -> None:
+    """Save ``url`` as ``path``, a PNG 1400 pixels wide."""
     profile = tempfile.mkdtemp(prefix="chromium-")
     subprocess.run(
         [
@@ -92,13 +93,15 @@ def screenshot(chromium: str, url: str, path: Path, height: int = 1000) -> None:
     size = path.stat().st_size if path.exists() else 0
     if size < MIN_BYTES:
         raise SystemExit(f"{path.name} ({url}) came out as {size} bytes: not a real page")
-    print(f"{path.relative_to(ROOT)}: {url}")
+    print(f"{path}: {url}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the pictures")
     args = parser.parse_args()
+    images = args.out
     if not shutil.which(args.chromium):
         raise SystemExit(f"{args.chromium} not found; install Chromium (apt-get install chromium)")
     home = Path(tempfile.mkdtemp(prefix="unitrain-screenshots-")) / "home"
@@ -137,25 +140,25 @@ def main() -> int:
         table = next(a for a in artifacts if a["type"] == "table")
         summary = next(a for a in artifacts if a["type"] == "markdown")
         time.sleep(2)  # the UI's first page load compiles nothing, but let the server settle
-        IMAGES.mkdir(parents=True, exist_ok=True)
+        images.mkdir(parents=True, exist_ok=True)
         screenshot(
-            args.chromium, f"{prefect_ui}/runs/flow-run/{flow_run}", IMAGES / "prefect-flow-run.png"
+            args.chromium, f"{prefect_ui}/runs/flow-run/{flow_run}", images / "prefect-flow-run.png"
         )
         screenshot(
             args.chromium,
             f"{prefect_ui}/artifacts/artifact/{table['id']}",
-            IMAGES / "prefect-trial-table.png",
+            images / "prefect-trial-table.png",
         )
         screenshot(
             args.chromium,
             f"{prefect_ui}/artifacts/artifact/{summary['id']}",
-            IMAGES / "prefect-summary.png",
+            images / "prefect-summary.png",
             height=1400,
         )
         screenshot(
             args.chromium,
             f"{mlflow_ui}/#/models/unitrain/versions/{result['model_id']}",
-            IMAGES / "mlflow-model-version.png",
+            images / "mlflow-model-version.png",
         )
     finally:
         os.killpg(serve.pid, signal.SIGINT)
