@@ -61,8 +61,9 @@ def test_an_interrupted_job_exits_cleanly_and_resumes(shared_home: Home, report,
         k: v for k, v in shared_home.trial_results(job["name"]).items() if v["status"] == "FINISHED"
     }
     signalled = time.monotonic()
+    sent_at = time.strftime("%H:%M:%S")  # to set against the job's own timestamps
     getattr(running, how)()
-    assert running.wait(60) == code, running.stderr[-3000:]
+    assert running.wait(60) == code, f"signal sent at {sent_at}\n{running.stderr[-3000:]}"
     assert time.monotonic() - signalled < 30
     last = running.stderr.strip().splitlines()[-1]
     assert last.startswith(said) and "again to resume it" in last, last
