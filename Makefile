@@ -51,9 +51,11 @@ e2e: setup
 faults: setup
 	$(BIN)/pytest -q -n 0 tests/faults
 
-# What `make test` leaves out for its time: the faults, the served stack's
-# deployments (each flow run a process of its own), a second Ray node, and ten
-# times as many generated jobs for the fuzz test. CI runs it after `make test`.
+# What `make test` leaves out for its time (tests marked slow): the served stack's
+# deployments (each flow run a process of its own), a second Ray node, the seed
+# examples that train or search for minutes, the secrets audit, the README's pictures;
+# then ten times as many generated jobs for the fuzz test, and the faults. CI runs it
+# after `make test`.
 slow: setup
 	$(BIN)/pytest -q -m slow tests/e2e
 	FUZZ_EXAMPLES=20000 $(BIN)/pytest -q -n 0 tests/unit/test_fuzz_jobs.py
