@@ -68,6 +68,9 @@ def test_entry_is_chosen_by_type():
         ({"type": "choice", "options": []}, "at least 1 item"),
         ({"type": "quniform", "min": -1e308, "max": 1e308}, "within \\+-1e300"),
         ({"type": "quniform", "min": 0, "max": 1, "q": 5e-324}, "too small"),
+        # no power of ten fits as the default q (found by the fuzz test)
+        ({"type": "qloguniform", "min": 5e-324, "max": 1, "base": 10}, "q must be given"),
+        ({"type": "quniform", "min": 0, "max": 5e-322}, "q must be given"),
         ({"type": "uniform", "min": 0, "max": float("inf")}, "finite number"),
     ],
 )

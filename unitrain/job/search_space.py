@@ -57,7 +57,10 @@ _MAX_MAGNITUDE = 1e300
 
 
 def _power_of_ten_at_most(value: float) -> float:
-    return 10.0 ** math.floor(math.log10(value))
+    """The largest power of ten <= ``value``; 0.0 where there is none among floats."""
+    if not value > 0:
+        return 0.0
+    return 10.0 ** math.floor(math.log10(value))  # 0.0 below 1e-323 (underflow)
 
 
 def _is_number(value: Any) -> bool:
@@ -169,6 +172,11 @@ class _Range(Distribution):
                 raise ValueError(f"base must be greater than 1, got base={base}")
         q = self.effective_q
         if q is not None:
+            if not q > 0:  # the default q of a range too narrow, or too close to 0
+                raise ValueError(
+                    f"q must be given: no default q (a power of ten) fits min={self.min}, "
+                    f"max={self.max}"
+                )
             if max(abs(self.min), abs(self.max)) / q > _MAX_STEPS:
                 raise ValueError(
                     f"q={q} is too small for [min, max] = [{self.min}, {self.max}]: more than "
