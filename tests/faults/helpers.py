@@ -42,6 +42,17 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def _as_a_foreground_job() -> None:
+    """Ctrl-C and Ctrl-\\ act on the job as in a terminal's foreground job.
+
+    A shell without job control starts a background command (``make slow &``,
+    a CI step run in the background) with both ignored, and the job would
+    inherit that: the Ctrl-C of a fault test would then never reach it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @dataclass
 class Job:
     """A ``unitrain run`` in a session of its own, as a terminal runs a foreground job."""
@@ -99,6 +110,7 @@ class Home:
             stderr=err.open("w"),
             env=env or self.env(),
             start_new_session=True,
+            preexec_fn=_as_a_foreground_job,
             text=True,
         )
         return Job(process, name, out, err)
