@@ -21,6 +21,7 @@ these folders as they do from versions made before (plain folders).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import tempfile
@@ -142,7 +143,9 @@ def _load_pyfunc(data_path: str, model_config: dict[str, Any] | None = None) -> 
     return PluginModel(data_path)
 
 
+@functools.cache
 def _mlflow_version() -> str:
+    # Reading a package's metadata parses files: a third of a short trial's time.
     from importlib.metadata import version
 
     return version("mlflow")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from unitrain.errors import NotFoundError, StoreUnavailableError
 from unitrain.settings import settings
 from unitrain.stores.retry import RetryingClient, is_transient, masked_uri, retrying, scrub
+from unitrain.stores.sql_writes import FinishedRun, SqlRunWriter, writes_directly
 
 if TYPE_CHECKING:
     from unitrain.plugin_api import Checkpoint
@@ -29,6 +30,8 @@ _WAL_CHECKED: set[str] = set()
 _REGISTERED: set[tuple[str, str]] = set()  # (store, registered model) known to exist
 # tracking URI -> experiment ID; a trial worker looks it up once, not once per trial.
 _EXPERIMENT_IDS: dict[str, str] = {}
+_ARTIFACT_LOCATIONS: dict[str, str] = {}  # tracking URI -> the experiment's artifact location
+_WRITERS: dict[str, SqlRunWriter] = {}
 BEST_ALIAS_PREFIX = "best-"
 
 
@@ -87,6 +90,7 @@ class ModelRegistry:
         _prepare_sqlite_store(self.tracking_uri)
         # run ID -> artifact URI of the runs this registry created (spares a lookup per trial)
         self._artifact_uris: dict[str, str] = {}
+        self._store_retry_s = store_retry_s
         self.client: Any = RetryingClient(
             MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri),
             self.tracking_uri,
@@ -130,20 +134,45 @@ class ModelRegistry:
         start_time_ms: int | None = None,
     ) -> str:
         """Create a run of ``plan``'s job, tagged as every unitrain run is; return its ID."""
-        all_tags = {
-            TAG.JOB: plan.job,
-            TAG.PLUGIN: plan.plugin,
-            TAG.DATASET: str(plan.dataset.id),
-            TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
-            **(tags or {}),
-        }
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
+        all_tags = run_tags(plan, tags, parent_run_id)
         run = self.client.create_run(
             self.experiment_id(), start_time=start_time_ms, run_name=run_name, tags=all_tags
         )
         self._artifact_uris[str(run.info.run_id)] = str(run.info.artifact_uri)
         return str(run.info.run_id)
+
+    @property
+    def writes_runs_at_once(self) -> bool:
+        """Whether :meth:`write_finished_run` can be used (a store in an SQLite file)."""
+        return writes_directly(self.tracking_uri)
+
+    def new_run_location(self) -> tuple[str, str]:
+        """A new run's ID and artifact URI, for a run written with :meth:`write_finished_run`."""
+        if self.tracking_uri not in _ARTIFACT_LOCATIONS:
+            experiment = self.client.get_experiment(self.experiment_id())
+            _ARTIFACT_LOCATIONS[self.tracking_uri] = str(experiment.artifact_location)
+        run_id = FinishedRun.new_run_id()
+        uri = FinishedRun.artifact_uri_of(_ARTIFACT_LOCATIONS[self.tracking_uri], run_id)
+        self._artifact_uris[run_id] = uri
+        return run_id, uri
+
+    def write_finished_run(self, run: FinishedRun) -> int | None:
+        """Write a run that has ended, and its model version, in one transaction.
+
+        Returns the model ID registered with it, if any. Far cheaper than the
+        calls that build a run step by step (see ``unitrain.stores.sql_writes``).
+        """
+        if run.model is not None:
+            self.ensure_registered_model()
+        if self.tracking_uri not in _WRITERS:
+            _WRITERS[self.tracking_uri] = SqlRunWriter(self.tracking_uri)
+        writer = _WRITERS[self.tracking_uri]
+        return retrying(
+            lambda: writer.write(run),
+            store=self.tracking_uri,
+            what=f"recording run {run.name}",
+            budget_s=self._store_retry_s,
+        )
 
     def end_run(self, run_id: str, status: str) -> None:
         """End a run as ``FINISHED``, ``FAILED`` or ``KILLED``."""
@@ -245,24 +274,18 @@ class ModelRegistry:
                 return known[trial_id]
         self.log_artifacts(run_id, model_dir, artifact_path)
         source = f"{self.artifact_uri(run_id)}/{artifact_path}"
-        if (self.tracking_uri, self.name) not in _REGISTERED:
-            self._ensure_registered_model()
-            _REGISTERED.add((self.tracking_uri, self.name))
-        description = f"job {job}" + (f", trial {trial_id}" if trial_id else "")
+        self.ensure_registered_model()
+        description, tags = version_description(
+            job=job,
+            plugin=plugin,
+            dataset=dataset,
+            hyperparameters=hyperparameters,
+            metrics=metrics,
+            trial_id=trial_id,
+            job_run=job_run,
+        )
         version = self.client.create_model_version(
-            self.name,
-            source=source,
-            run_id=run_id,
-            description=description,
-            tags={
-                TAG.JOB: job,
-                TAG.PLUGIN: plugin,
-                TAG.DATASET: str(dataset),
-                TAG.TRIAL: trial_id,
-                TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
-                TAG.METRICS: json.dumps(metrics, sort_keys=True),
-                **({TAG.JOB_RUN: job_run} if job_run else {}),
-            },
+            self.name, source=source, run_id=run_id, description=description, tags=tags
         )
         return int(version.version)
 
@@ -282,7 +305,14 @@ class ModelRegistry:
         self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
         self.client.set_registered_model_alias(self.name, best_alias(job), str(model_id))
 
-    def _ensure_registered_model(self) -> None:
+    def ensure_registered_model(self) -> None:
+        """Create the registered model that holds every version, once per process."""
+        if (self.tracking_uri, self.name) in _REGISTERED:
+            return
+        self._create_registered_model()
+        _REGISTERED.add((self.tracking_uri, self.name))
+
+    def _create_registered_model(self) -> None:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -477,6 +507,43 @@ def _quoted(value: str) -> str | None:
         if quote not in value:
             return f"{quote}{value}{quote}"
     return None
+
+
+def run_tags(plan: Any, tags: dict[str, str] | None, parent_run_id: str | None) -> dict[str, str]:
+    """The tags of a run of ``plan``'s job, as every unitrain run has them."""
+    all_tags = {
+        TAG.JOB: plan.job,
+        TAG.PLUGIN: plan.plugin,
+        TAG.DATASET: str(plan.dataset.id),
+        TAG.CHECKPOINT: str(plan.checkpoint_id or ""),
+        **(tags or {}),
+    }
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    return all_tags
+
+
+def version_description(
+    *,
+    job: str,
+    plugin: str,
+    dataset: int | str,
+    hyperparameters: dict[str, Any],
+    metrics: dict[str, float],
+    trial_id: str = "",
+    job_run: str = "",
+) -> tuple[str, dict[str, str]]:
+    """The description and tags of a model version."""
+    description = f"job {job}" + (f", trial {trial_id}" if trial_id else "")
+    return description, {
+        TAG.JOB: job,
+        TAG.PLUGIN: plugin,
+        TAG.DATASET: str(dataset),
+        TAG.TRIAL: trial_id,
+        TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
+        TAG.METRICS: json.dumps(metrics, sort_keys=True),
+        **({TAG.JOB_RUN: job_run} if job_run else {}),
+    }
 
 
 def best_alias(job: str) -> str:

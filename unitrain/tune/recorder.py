@@ -138,19 +138,67 @@ class TrialRecorder:
         own = TrialResult.load(self.trials_root / trial_id)
         if own is None:
             return  # it never started: nothing to record
+        if not state.run_id and self.registry.writes_runs_at_once:
+            self._write_at_once(outcome, own, state)
+            return
         self._ensure_run(trial_id, own, state)
         self._send(trial_id, own, state, final=outcome.metrics)
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
             self.registry.log_artifacts(state.run_id, artifacts)
-        status = {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
-        if outcome.status == "ERROR":
-            status = "FAILED"
+        status = _run_status(outcome)
         end_ms = int((own.ended_at or time.time()) * 1000)
         self.registry.client.set_terminated(state.run_id, status, end_time=end_ms)
         state.ended, state.status = True, status
         if self._registers(outcome):
             self._register(outcome, state.run_id)
+
+    def _write_at_once(self, outcome: TrialOutcome, own: TrialResult, state: _Trial) -> None:
+        """A trial that ended before its run was made: its run and model in one transaction."""
+        from unitrain.stores.registry import TAG, run_tags, version_description
+        from unitrain.stores.sql_writes import FinishedRun, ModelVersion
+
+        trial_id = outcome.trial_id
+        run_id, artifact_uri = self.registry.new_run_location()
+        artifacts = self.trials_root / trial_id / "record" / "artifacts"
+        if artifacts.is_dir():
+            self.registry.log_artifacts(run_id, artifacts)
+        model = None
+        if self._registers(outcome) and trial_id not in self._models:
+            self.registry.log_artifacts(run_id, outcome.model_dir, "model")
+            description, tags = version_description(
+                job=self.plan.job,
+                plugin=self.plan.plugin,
+                dataset=self.plan.dataset.id,
+                hyperparameters=outcome.hyperparameters,
+                metrics=outcome.metrics,
+                trial_id=trial_id,
+                job_run=self.job_run,
+            )
+            model = ModelVersion(self.registry.name, f"{artifact_uri}/model", description, tags)
+        now = time.time()
+        version = self.registry.write_finished_run(
+            FinishedRun(
+                run_id=run_id,
+                experiment_id=self.registry.experiment_id(),
+                artifact_uri=artifact_uri,
+                name=f"{self.plan.job}-{trial_id}",
+                status=_run_status(outcome),
+                start_ms=int((own.started_at or now) * 1000),
+                end_ms=int((own.ended_at or now) * 1000),
+                tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
+                params=_params(own.hyperparameters),
+                metrics=self._metrics(trial_id, state, outcome.metrics),
+                model=model,
+            )
+        )
+        state.run_id, state.params_sent = run_id, True
+        state.ended, state.status = True, _run_status(outcome)
+        self.run_ids[trial_id] = run_id
+        if version is not None:
+            self._models[trial_id] = version
+        if trial_id in self._models and self._registers(outcome):
+            self.registered[trial_id] = self._models[trial_id]
 
     def _ensure_run(self, trial_id: str, own: TrialResult, state: _Trial) -> None:
         from unitrain.stores.registry import TAG
@@ -175,20 +223,10 @@ class TrialRecorder:
     ) -> None:
         from mlflow.entities import Metric, Param
 
-        folder = self.trials_root / trial_id / "record"
-        lines, state.offset = read_metrics(folder, state.offset)
-        metrics = [Metric(*line) for line in lines]
-        logged = {line[0] for line in lines}
-        if final:
-            now = int(time.time() * 1000)
-            step = max((line[3] for line in lines), default=0)
-            metrics += [Metric(k, v, now, step) for k, v in final.items() if k not in logged]
+        metrics = [Metric(*line) for line in self._metrics(trial_id, state, final)]
         params = []
         if not state.params_sent:
-            params = [
-                Param(k, v if isinstance(v, str) else _json(v))
-                for k, v in own.hyperparameters.items()
-            ]
+            params = [Param(k, v) for k, v in _params(own.hyperparameters).items()]
             state.params_sent = True
         for start in range(0, max(len(metrics), 1), _BATCH):
             chunk = metrics[start : start + _BATCH]
@@ -196,6 +234,19 @@ class TrialRecorder:
                 self.registry.client.log_batch(state.run_id, metrics=chunk, params=params)
                 params = []
         state.last_sent = time.time()
+
+    def _metrics(
+        self, trial_id: str, state: _Trial, final: dict[str, float] | None
+    ) -> list[tuple[str, float, int, int]]:
+        """What the trial logged since the last send, and its final metrics not logged."""
+        lines, state.offset = read_metrics(self.trials_root / trial_id / "record", state.offset)
+        metrics = list(lines)
+        if final:
+            logged = {line[0] for line in lines}
+            now = int(time.time() * 1000)
+            step = max((line[3] for line in lines), default=0)
+            metrics += [(k, v, now, step) for k, v in final.items() if k not in logged]
+        return metrics
 
     def _registers(self, outcome: TrialOutcome) -> bool:
         # With keep_models, which models to keep is known only at the end.
@@ -217,7 +268,16 @@ class TrialRecorder:
         self._models[outcome.trial_id] = self.registered[outcome.trial_id]
 
 
-def _json(value: Any) -> str:
+def _run_status(outcome: TrialOutcome) -> str:
+    if outcome.status == "ERROR":
+        return "FAILED"
+    return {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
+
+
+def _params(hyperparameters: dict[str, Any]) -> dict[str, str]:
     import json
 
-    return json.dumps(value, default=str)
+    return {
+        k: v if isinstance(v, str) else json.dumps(v, default=str)
+        for k, v in hyperparameters.items()
+    }
