@@ -64,6 +64,20 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
     assert best_alias("tuned job") != best_alias("tuned_job")
 
 
+def test_a_job_has_one_best_model_and_other_jobs_keep_theirs(home, tmp_path):
+    registry = ModelRegistry()
+    first, second = (
+        register(registry, tmp_path, "job", "t1"),
+        register(registry, tmp_path, "job", "t2"),
+    )
+    other = register(registry, tmp_path, "other job", "t1")
+    registry.mark_best(other, "other job")
+    registry.mark_best(first, "job")
+    registry.mark_best(second, "job")
+    assert [registry.get(i).best for i in (first, second, other)] == [False, True, True]
+    assert registry.best_of("job") == second and registry.best_of("other job") == other
+
+
 def test_an_unreachable_store_is_not_a_missing_model_and_its_password_stays_hidden(
     home, monkeypatch
 ):

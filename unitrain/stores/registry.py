@@ -299,7 +299,8 @@ class ModelRegistry:
 
     def mark_best(self, model_id: int, job: str) -> None:
         """Tag a version as its job's best (and no other), and point ``best-<job>`` at it."""
-        for version in self._search(job):
+        # Only the versions tagged best: a job of a thousand trials has a thousand.
+        for version in self._search(job, best_only=True):
             if version.tags.get(TAG.BEST) == "true" and int(version.version) != model_id:
                 self.client.delete_model_version_tag(self.name, version.version, TAG.BEST)
         self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
@@ -371,9 +372,13 @@ class ModelRegistry:
         except MlflowException:
             return None
 
-    def _search(self, job: str | None, max_results: int | None = None) -> list[Any]:
+    def _search(
+        self, job: str | None, max_results: int | None = None, *, best_only: bool = False
+    ) -> list[Any]:
         """Model versions, newest first, all pages (or the first ``max_results``)."""
         query = f"name = '{self.name}'"
+        if best_only:
+            query += f" and tags.`{TAG.BEST}` = 'true'"
         filter_here = False
         if job is not None:
             quoted = _quoted(job)
