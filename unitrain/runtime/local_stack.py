@@ -361,9 +361,28 @@ class PrefectApi:
         return self.server is not None and bool(self.server.started)
 
 
+@contextlib.contextmanager
+def _sigterm_kept_from_ray() -> Iterator[None]:
+    """Keep this process's SIGTERM handler while ``ray.init`` runs.
+
+    ``ray.init`` installs a handler that raises ``SystemExit`` wherever the main
+    thread is. A SIGTERM that lands while it imports is swallowed by the import
+    machinery ("Exception ignored") and leaves a module lock held; the Prefect
+    API's thread, importing too, then waits for that lock forever, and the
+    stack never stops.
+    """
+    import ray._private.utils as ray_utils
+
+    installs = ray_utils.set_sigterm_handler
+    ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        ray_utils.set_sigterm_handler = installs
+
+
 def _serve(port: int) -> None:
     # From the first moment: a job refused while the stack starts stops it (SIGTERM).
-    # ray.init replaces this with a sys.exit, after which Ray's exit handler stops Ray.
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     os.environ.update(API_ONLY_ENVIRONMENT)
@@ -376,10 +395,10 @@ def _serve(port: int) -> None:
     from unitrain.runtime.ray_cluster import ray_init_kwargs
 
     ray_address = ""
-    if _needs_ray():
-        ray.init(**ray_init_kwargs(local=True))
+    if _needs_ray() and not stopping.is_set():
+        with _sigterm_kept_from_ray():
+            ray.init(**ray_init_kwargs(local=True))
         ray_address = str(ray.get_runtime_context().gcs_address)
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     api_url = f"http://{HOST}:{port}/api"
     while not api.started and api.thread.is_alive() and not stopping.is_set():
         time.sleep(0.05)
