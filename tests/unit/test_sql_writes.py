@@ -169,3 +169,11 @@ def test_only_sqlite_stores_are_written_directly():
     assert not writes_directly("postgresql://u@h/db")
     with pytest.raises(ValueError, match="not an SQLite store"):
         SqlRunWriter("http://127.0.0.1:5000")
+
+
+def test_artifacts_kept_elsewhere_go_through_the_client(home):
+    from unitrain.stores.registry import EXPERIMENT_NAME
+
+    registry = ModelRegistry()
+    registry.client.create_experiment(EXPERIMENT_NAME, artifact_location="s3://bucket/unitrain")
+    assert not registry.writes_runs_at_once

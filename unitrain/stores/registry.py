@@ -143,16 +143,20 @@ class ModelRegistry:
 
     @property
     def writes_runs_at_once(self) -> bool:
-        """Whether :meth:`write_finished_run` can be used (a store in an SQLite file)."""
-        return writes_directly(self.tracking_uri)
+        """Whether :meth:`write_finished_run` can be used: a store in an SQLite file whose
+        artifacts are in a folder here (uploading elsewhere goes through the run's record)."""
+        return writes_directly(self.tracking_uri) and _is_local(self._artifact_location())
 
-    def new_run_location(self) -> tuple[str, str]:
-        """A new run's ID and artifact URI, for a run written with :meth:`write_finished_run`."""
+    def _artifact_location(self) -> str:
         if self.tracking_uri not in _ARTIFACT_LOCATIONS:
             experiment = self.client.get_experiment(self.experiment_id())
             _ARTIFACT_LOCATIONS[self.tracking_uri] = str(experiment.artifact_location)
+        return _ARTIFACT_LOCATIONS[self.tracking_uri]
+
+    def new_run_location(self) -> tuple[str, str]:
+        """A new run's ID and artifact URI, for a run written with :meth:`write_finished_run`."""
         run_id = FinishedRun.new_run_id()
-        uri = FinishedRun.artifact_uri_of(_ARTIFACT_LOCATIONS[self.tracking_uri], run_id)
+        uri = FinishedRun.artifact_uri_of(self._artifact_location(), run_id)
         self._artifact_uris[run_id] = uri
         return run_id, uri
 

@@ -223,7 +223,7 @@ def _add_model_version(connection: Any, run_id: str, model: ModelVersion) -> int
                 for k, v in model.tags.items()
             ],
         )
-    connection.execute(
+    updated = connection.execute(
         registered.update()
         .where(
             registered.c.name == model.registered_model,
@@ -231,4 +231,11 @@ def _add_model_version(connection: Any, run_id: str, model: ModelVersion) -> int
         )
         .values(last_updated_time=now)
     )
+    if updated.rowcount != 1:  # deleted meanwhile: the whole transaction is undone
+        from mlflow.exceptions import MlflowException
+
+        raise MlflowException(
+            f"Registered Model with name={model.registered_model} not found",
+            error_code="RESOURCE_DOES_NOT_EXIST",
+        )
     return int(version)

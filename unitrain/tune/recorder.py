@@ -40,6 +40,8 @@ _BATCH = 1000  # MLflow's limit of metrics per log_batch
 @dataclass
 class _Trial:
     run_id: str = ""
+    #: the ID a run written at once gets (kept, so a retry writes into the same folder)
+    planned_run: tuple[str, str] | None = None
     offset: int = 0
     params_sent: bool = False
     last_sent: float = 0.0
@@ -161,7 +163,9 @@ class TrialRecorder:
         from unitrain.stores.sql_writes import FinishedRun, ModelVersion
 
         trial_id = outcome.trial_id
-        run_id, artifact_uri = self.registry.new_run_location()
+        if state.planned_run is None:
+            state.planned_run = self.registry.new_run_location()
+        run_id, artifact_uri = state.planned_run
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
             self.registry.log_artifacts(run_id, artifacts)
@@ -179,6 +183,7 @@ class TrialRecorder:
             )
             model = ModelVersion(self.registry.name, f"{artifact_uri}/model", description, tags)
         now = time.time()
+        metrics, offset = self._metrics(trial_id, state, outcome.metrics)
         version = self.registry.write_finished_run(
             FinishedRun(
                 run_id=run_id,
@@ -190,11 +195,11 @@ class TrialRecorder:
                 end_ms=int((own.ended_at or now) * 1000),
                 tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
                 params=_params(own.hyperparameters),
-                metrics=self._metrics(trial_id, state, outcome.metrics),
+                metrics=metrics,
                 model=model,
             )
         )
-        state.run_id, state.params_sent = run_id, True
+        state.run_id, state.params_sent, state.offset = run_id, True, offset
         state.ended, state.status = True, _run_status(outcome)
         self.run_ids[trial_id] = run_id
         if version is not None:
@@ -225,30 +230,32 @@ class TrialRecorder:
     ) -> None:
         from mlflow.entities import Metric, Param
 
-        metrics = [Metric(*line) for line in self._metrics(trial_id, state, final)]
+        lines, offset = self._metrics(trial_id, state, final)
+        metrics = [Metric(*line) for line in lines]
         params = []
         if not state.params_sent:
             params = [Param(k, v) for k, v in _params(own.hyperparameters).items()]
-            state.params_sent = True
         for start in range(0, max(len(metrics), 1), _BATCH):
             chunk = metrics[start : start + _BATCH]
             if chunk or params:
+                # MLflow takes a metric or parameter sent again as the same one.
                 self.registry.client.log_batch(state.run_id, metrics=chunk, params=params)
                 params = []
-        state.last_sent = time.time()
+        state.offset, state.params_sent, state.last_sent = offset, True, time.time()
 
     def _metrics(
         self, trial_id: str, state: _Trial, final: dict[str, float] | None
-    ) -> list[tuple[str, float, int, int]]:
-        """What the trial logged since the last send, and its final metrics not logged."""
-        lines, state.offset = read_metrics(self.trials_root / trial_id / "record", state.offset)
+    ) -> tuple[list[tuple[str, float, int, int]], int]:
+        """What the trial logged since the last send, its final metrics not logged, and the
+        offset to read from once they are sent (a failed send reads them again)."""
+        lines, offset = read_metrics(self.trials_root / trial_id / "record", state.offset)
         metrics = list(lines)
         if final:
             logged = {line[0] for line in lines}
             now = int(time.time() * 1000)
             step = max((line[3] for line in lines), default=0)
             metrics += [(k, v, now, step) for k, v in final.items() if k not in logged]
-        return metrics
+        return metrics, offset
 
     def _registers(self, outcome: TrialOutcome) -> bool:
         # With keep_models, which models to keep is known only at the end.
