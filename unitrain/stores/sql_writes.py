@@ -140,9 +140,6 @@ class SqlRunWriter:
                 return None
             return _add_model_version(connection, run.run_id, run.model)
 
-    def close(self) -> None:
-        self._engine.dispose()
-
 
 def _metric_rows(run_id: str, metrics: list[tuple[str, float, int, int]]) -> list[dict[str, Any]]:
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
