@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from prefect.utilities.annotations import opaque
 
 from unitrain.job.plan import TuningPlan
 from unitrain.plugin_api import Dataset
@@ -14,16 +16,20 @@ from unitrain.ui.plots import publish_plots
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import TrialPoint, publish_summary
 
+T = TypeVar("T")
+
 
 def run_tuning(
     run: JobRun, plan: TuningPlan, dataset: Dataset, progress: JobProgress
 ) -> dict[str, Any]:
     """Run the search, mark the best trial, register every trial's model; return the result."""
     # Each step runs in this process: Ray Tune's driver and the bookkeeping need
-    # no worker of their own; the trials run on the cluster.
-    outcome = tune_trials(plan, dataset, progress, run.run_id, run.resumed)
-    log_trials(plan, outcome)
-    best_id = register_best_trial(plan, outcome)
+    # no worker of their own; the trials run on the cluster. The plan and the
+    # trials are passed opaque: Prefect still links each step to the one whose
+    # result it takes, without walking every trial's metrics twice per step.
+    outcome = tune_trials(_opaque(plan), dataset, progress, run.run_id, run.resumed)
+    log_trials(_opaque(plan), _opaque(outcome))
+    best_id = register_best_trial(_opaque(plan), _opaque(outcome))
 
     uploadable = kept_models(plan, outcome, best_id)
     uploads = [
@@ -41,7 +47,7 @@ def run_tuning(
         )
         for t in uploadable
     ]
-    model_ids = upload_models(plan, uploads, progress)
+    model_ids = upload_models(_opaque(plan), _opaque(uploads), progress)
 
     trial_models = [
         {
@@ -104,6 +110,11 @@ def run_tuning(
         plots=plots,
     )
     return result
+
+
+def _opaque(value: T) -> T:
+    """``value`` as a task's argument that Prefect links to its task but does not walk."""
+    return cast(T, opaque(value))
 
 
 def kept_models(plan: TuningPlan, outcome: TuneOutcome, best_id: str) -> list[TrialOutcome]:

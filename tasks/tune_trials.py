@@ -38,6 +38,7 @@ def tune_trials(
     from ray.tune.logger import JsonLoggerCallback
 
     from unitrain._compat import (
+        keep_starting_trial_actors,
         set_tuner_callbacks,
         set_tuner_stopper,
         stop_tune_forwarding_credentials,
@@ -50,6 +51,7 @@ def tune_trials(
     logger = get_run_logger()
     # Trials read their secrets from the worker secrets file, never from Ray's runtime env.
     stop_tune_forwarding_credentials(lambda name: is_secret(name, ""))
+    keep_starting_trial_actors()
     config = plan.config
     registry = ModelRegistry()
     folder = JobFolder(plan.job)

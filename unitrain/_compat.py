@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "drain_prefect_workers",
+    "keep_starting_trial_actors",
     "local_gpu_count",
     "ray_preset_variants",
     "ray_seeded_rng",
@@ -88,3 +89,44 @@ def stop_tune_forwarding_credentials(is_secret: Callable[[str], bool]) -> None:
 def set_tuner_stopper(tuner: Any, stopper: Any) -> None:
     """Give a restored Tuner this run's stopper (the pickled one reads no live account)."""
     tuner._local_tuner.get_run_config().stop = stopper
+
+
+def keep_starting_trial_actors() -> None:
+    """Let a trial whose own actor is starting wait for it while another trial takes a free one.
+
+    When a trial finishes and its actor is kept for reuse, Ray Tune gives that
+    actor to the oldest waiting trial, even one whose own new actor is already
+    starting, and then kills the starting one. With trials shorter than a
+    worker's start (a few seconds), one actor ends up running every trial
+    while a new worker is started and killed for each: the search runs one
+    trial at a time and spends a core on workers that never run one. Here the
+    free actor goes to a waiting trial that has no actor of its own, when
+    there is one; the starting actor then joins in. Installed once per process.
+    """
+    from ray.tune.execution.tune_controller import TuneController
+
+    reuse = TuneController._maybe_reuse_cached_actor
+    if getattr(reuse, "_unitrain", False):
+        return
+
+    def maybe_reuse_cached_actor(controller: Any, trial: Any) -> bool:
+        if _waits_for_own_actor(controller, trial):
+            return False
+        return reuse(controller, trial)
+
+    maybe_reuse_cached_actor._unitrain = True  # type: ignore[attr-defined]
+    TuneController._maybe_reuse_cached_actor = maybe_reuse_cached_actor  # type: ignore[method-assign]
+
+
+def _waits_for_own_actor(controller: Any, trial: Any) -> bool:
+    """True if ``trial``'s own actor is starting and a waiting trial without one can reuse."""
+    if trial not in controller._trial_to_actor or trial in controller._resetting_trials:
+        return False
+    resources = trial.placement_group_factory
+    return any(
+        other is not trial
+        and other in controller._pending_trials
+        and other not in controller._trial_to_actor
+        and other.placement_group_factory == resources
+        for other in controller._pending_trials_list
+    )

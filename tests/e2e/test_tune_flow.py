@@ -115,6 +115,36 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     assert {r["status"] for r in rows} == {"TERMINATED"}
     bar = [a for a in artifacts if a.type == "progress" and a.description.startswith("Progress")]
     assert bar[0].data == 100
+    # The Prefect UI draws the DAG: each step is linked to the steps whose results it takes.
+    assert upstream_steps(state.state_details.flow_run_id) == {
+        "validate_params": set(),
+        "prepare_dataset": {"validate_params"},
+        "tune": {"validate_params", "prepare_dataset"},
+        "log_trials": {"validate_params", "tune"},
+        "register_best_trial": {"validate_params", "tune"},
+        "upload_models": {"validate_params"},
+    }
+
+
+def upstream_steps(flow_run_id) -> dict[str, set[str]]:
+    """Each task of a flow run, by name, with the names of the tasks it took results from."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    names = {run.id: run.name.rsplit("-", 1)[0] for run in task_runs}
+    return {
+        names[run.id]: {
+            names[link.id]
+            for links in run.task_inputs.values()
+            for link in links
+            if getattr(link, "input_type", "") == "task_run" and link.id in names
+        }
+        for run in task_runs
+    }
 
 
 def test_grid_runs_each_point_once(flow_env):
@@ -404,3 +434,35 @@ def test_a_new_round_extends_the_study_and_keeps_its_best_when_nothing_beats_it(
             },
             "synthetic",
         )
+
+
+def test_short_trials_share_two_actors_instead_of_starting_a_worker_each(flow_env, tmp_path):
+    # Trials far shorter than a worker's start: with actors reused as Ray Tune
+    # does by default, one actor ends up running nearly all of them while a new
+    # worker is started (and stopped) for each. Here both slots' actors run trials.
+    import os
+
+    from ray import tune
+
+    from unitrain._compat import keep_starting_trial_actors
+
+    keep_starting_trial_actors()
+
+    def trainable(config):
+        import time
+
+        time.sleep(0.05)
+        tune.report({"score": config["x"], "worker": os.getpid()})
+
+    results = tune.Tuner(
+        trainable,
+        param_space={"x": tune.uniform(0, 1)},
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", num_samples=40, max_concurrent_trials=2, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    workers = [r.metrics["worker"] for r in results]
+    assert len(workers) == 40
+    counts = sorted(workers.count(pid) for pid in set(workers))
+    assert len(counts) <= 3 and counts[-2] >= 5, counts

@@ -67,3 +67,52 @@ def test_ray_tune_stops_forwarding_credentials(monkeypatch):
     assert "AWS_SECRET_ACCESS_KEY" not in class_cache.ENV_VARS_TO_PROPAGATE
     assert "AWS_ACCESS_KEY_ID" not in class_cache.ENV_VARS_TO_PROPAGATE
     assert "AWS_SESSION_TOKEN" in class_cache.ENV_VARS_TO_PROPAGATE  # the predicate decides
+
+
+def _controller(trials_with_actor, pending, resetting=()):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        _trial_to_actor={trial: object() for trial in trials_with_actor},
+        _resetting_trials=set(resetting),
+        _pending_trials=set(pending),
+        _pending_trials_list=list(pending),
+    )
+
+
+class _Trial:
+    def __init__(self, resources: str) -> None:
+        self.placement_group_factory = resources
+
+
+def test_a_trial_with_a_starting_actor_leaves_a_free_actor_to_a_trial_without_one():
+    from unitrain._compat import _waits_for_own_actor
+
+    starting, fresh = _Trial("1 CPU"), _Trial("1 CPU")
+    # another trial can take the free actor: the one whose actor is starting waits for it
+    assert _waits_for_own_actor(_controller([starting], [starting, fresh]), starting)
+    # nobody else can: it takes the free actor (Ray Tune then stops the starting one)
+    assert not _waits_for_own_actor(_controller([starting], [starting]), starting)
+    gpu = _Trial("1 GPU")
+    assert not _waits_for_own_actor(_controller([starting], [starting, gpu]), starting)
+    # a trial with no actor of its own, or one being reset onto an actor, takes it at once
+    assert not _waits_for_own_actor(_controller([], [starting, fresh]), fresh)
+    assert not _waits_for_own_actor(
+        _controller([starting], [starting, fresh], resetting=[starting]), starting
+    )
+
+
+def test_ray_tune_keeps_starting_trial_actors():
+    from ray.tune.execution.tune_controller import TuneController
+
+    _compat.keep_starting_trial_actors()
+    patched = TuneController._maybe_reuse_cached_actor
+    _compat.keep_starting_trial_actors()  # once per process
+    assert TuneController._maybe_reuse_cached_actor is patched
+    assert getattr(patched, "_unitrain", False)
+    # the attributes the policy reads are the controller's own
+    import inspect
+
+    source = inspect.getsource(TuneController.__init__)
+    for name in ("_trial_to_actor", "_resetting_trials", "_pending_trials", "_pending_trials_list"):
+        assert f"self.{name}" in source, name
