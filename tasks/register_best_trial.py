@@ -72,12 +72,7 @@ def register_best_trial(plan: TuningPlan, outcome: TuneOutcome) -> str:
         TrialPoint(t.trial_id, t.finished_at, t.metrics.get(config.metric)) for t in outcome.trials
     ]
     figure = objective_figure(points, config.metric, config.mode)
-    try:
-        client.log_figure(outcome.parent_run_id, figure, "tuning.png")
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)  # this worker process is reused by later tasks
+    client.log_figure(outcome.parent_run_id, figure, "tuning.png")
     final = TrialTable(**{**outcome.table.payload(), "best_trial": best.key})
     final.publish(plan.job)
     client.log_dict(outcome.parent_run_id, final.payload(), "trials.json")

@@ -93,6 +93,8 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     ]
     parent = registry.client.get_run(parent_id)
     assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
+    chart = Path(registry.client.download_artifacts(parent_id, "tuning.png"))
+    assert chart.read_bytes().startswith(b"\x89PNG")  # the objective over the trials
     alias = registry.client.get_model_version_by_alias(registry.name, f"best-{name}")
     assert int(alias.version) == result["model_id"]
     # The best trial's model loads with MLflow's own loader, by the job's alias.
