@@ -19,7 +19,8 @@ fresh home is fresh only once). With trials shorter than a worker's start, raw
 Ray Tune often hands a free actor to a trial whose own actor is starting and
 stops that one, so one run of the same search can take twice as long as
 another; unitrain's jobs do not (``unitrain._compat.keep_starting_trial_actors``),
-the script does, as raw Ray Tune would for a user.
+the script does, as raw Ray Tune would for a user. In this process (figures 2b)
+the change, installed by the first job, applies to both sides.
 
 Each figure is printed next to its target; the exit code is 1 if one is missed.
 Usage: python bench/tune_overhead.py [--quick]   (--quick: small CI-sized runs)

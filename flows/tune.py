@@ -47,7 +47,10 @@ def run_tuning(
         )
         for t in uploadable
     ]
-    model_ids = upload_models(_opaque(plan), _opaque(uploads), progress)
+    # (the uploads are made here from the search's outcome: wait_for links the two)
+    model_ids = upload_models(
+        _opaque(plan), _opaque(uploads), progress, wait_for=[_opaque(outcome)]
+    )
 
     trial_models = [
         {

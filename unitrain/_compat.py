@@ -99,9 +99,10 @@ def keep_starting_trial_actors() -> None:
     starting, and then kills the starting one. With trials shorter than a
     worker's start (a few seconds), one actor ends up running every trial
     while a new worker is started and killed for each: the search runs one
-    trial at a time and spends a core on workers that never run one. Here the
-    free actor goes to a waiting trial that has no actor of its own, when
-    there is one; the starting actor then joins in. Installed once per process.
+    trial at a time and spends a core on workers that never run one. Here,
+    while a trial's own actor has its resources and is starting, the free
+    actor goes to a waiting trial that has no actor of its own, if there is
+    one; the starting actor then joins in. Installed once per process.
     """
     from ray.tune.execution.tune_controller import TuneController
 
@@ -120,7 +121,12 @@ def keep_starting_trial_actors() -> None:
 
 def _waits_for_own_actor(controller: Any, trial: Any) -> bool:
     """True if ``trial``'s own actor is starting and a waiting trial without one can reuse."""
-    if trial not in controller._trial_to_actor or trial in controller._resetting_trials:
+    own = controller._trial_to_actor.get(trial)
+    if own is None or trial in controller._resetting_trials:
+        return False
+    # An actor still waiting for resources may wait for ever while free actors
+    # hold them: its trial takes the free actor, as Ray Tune does.
+    if not controller._actor_manager.is_actor_started(own):
         return False
     resources = trial.placement_group_factory
     return any(

@@ -124,7 +124,7 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
         "tune": {"validate_params", "prepare_dataset"},
         "log_trials": {"validate_params", "tune"},
         "register_best_trial": {"validate_params", "tune"},
-        "upload_models": {"validate_params"},
+        "upload_models": {"validate_params", "tune"},
     }
 
 
@@ -453,18 +453,18 @@ def test_short_trials_share_two_actors_instead_of_starting_a_worker_each(flow_en
     def trainable(config):
         import time
 
-        time.sleep(0.05)
+        time.sleep(0.1)
         tune.report({"score": config["x"], "worker": os.getpid()})
 
     results = tune.Tuner(
         trainable,
         param_space={"x": tune.uniform(0, 1)},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", num_samples=40, max_concurrent_trials=2, reuse_actors=True
+            metric="score", mode="max", num_samples=60, max_concurrent_trials=2, reuse_actors=True
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
     ).fit()
     workers = [r.metrics["worker"] for r in results]
-    assert len(workers) == 40
+    assert len(workers) == 60
     counts = sorted(workers.count(pid) for pid in set(workers))
-    assert len(counts) <= 3 and counts[-2] >= 5, counts
+    assert 2 <= len(counts) <= 3 and counts[-2] >= 5, counts

@@ -69,20 +69,34 @@ def test_ray_tune_stops_forwarding_credentials(monkeypatch):
     assert "AWS_SESSION_TOKEN" in class_cache.ENV_VARS_TO_PROPAGATE  # the predicate decides
 
 
-def _controller(trials_with_actor, pending, resetting=()):
+class _Trial:
+    def __init__(self, resources: str) -> None:
+        self.placement_group_factory = resources
+
+
+class _Actors:
+    """Ray's actor manager: an actor is started once it holds its resources."""
+
+    def __init__(self, holding_resources: set[object]) -> None:
+        self.holding = holding_resources
+
+    def is_actor_started(self, actor: object) -> bool:
+        return actor in self.holding
+
+
+def _controller(trials_with_actor, pending, resetting=(), waiting_for_resources=()):
     from types import SimpleNamespace
 
+    actors = {trial: object() for trial in trials_with_actor}
     return SimpleNamespace(
-        _trial_to_actor={trial: object() for trial in trials_with_actor},
+        _trial_to_actor=actors,
+        _actor_manager=_Actors(
+            {a for t, a in actors.items() if t not in set(waiting_for_resources)}
+        ),
         _resetting_trials=set(resetting),
         _pending_trials=set(pending),
         _pending_trials_list=list(pending),
     )
-
-
-class _Trial:
-    def __init__(self, resources: str) -> None:
-        self.placement_group_factory = resources
 
 
 def test_a_trial_with_a_starting_actor_leaves_a_free_actor_to_a_trial_without_one():
@@ -100,6 +114,11 @@ def test_a_trial_with_a_starting_actor_leaves_a_free_actor_to_a_trial_without_on
     assert not _waits_for_own_actor(
         _controller([starting], [starting, fresh], resetting=[starting]), starting
     )
+    # its actor still waits for resources (held, maybe, by the free actor): it takes the
+    # free one rather than wait until no other trial is left
+    assert not _waits_for_own_actor(
+        _controller([starting], [starting, fresh], waiting_for_resources=[starting]), starting
+    )
 
 
 def test_ray_tune_keeps_starting_trial_actors():
@@ -114,5 +133,9 @@ def test_ray_tune_keeps_starting_trial_actors():
     import inspect
 
     source = inspect.getsource(TuneController.__init__)
-    for name in ("_trial_to_actor", "_resetting_trials", "_pending_trials", "_pending_trials_list"):
+    names = ("_trial_to_actor", "_resetting_trials", "_pending_trials", "_pending_trials_list")
+    for name in (*names, "_actor_manager"):
         assert f"self.{name}" in source, name
+    from ray.air.execution._internal.actor_manager import RayActorManager
+
+    assert callable(RayActorManager.is_actor_started)
