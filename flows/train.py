@@ -15,6 +15,7 @@ from prefect.artifacts import create_progress_artifact
 from prefect.runtime import flow_run
 from prefect_ray.context import remote_options
 
+from unitrain._compat import end_flow_heartbeats_without_waiting
 from unitrain.flows.tune import run_tuning
 from unitrain.job.names import encode_job_name
 from unitrain.job.plan import JobPlan, TuningPlan
@@ -23,6 +24,9 @@ from unitrain.runtime.ray_cluster import UnitrainTaskRunner, result_of
 from unitrain.tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
 from unitrain.ui.progress import JobProgress
 from unitrain.ui.summary import publish_summary
+
+# Every job's end would otherwise wait up to a second for Prefect's heartbeat thread.
+end_flow_heartbeats_without_waiting()
 
 
 def _run_name() -> str:

@@ -35,10 +35,10 @@ def tune_trials(
     """Run every trial of the search on the flow's Ray cluster, under the job's run ``run_id``."""
     import ray
     from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
 
     from unitrain._compat import (
         keep_starting_trial_actors,
+        quiet_missing_result_files,
         set_tuner_callbacks,
         set_tuner_stopper,
         stop_tune_forwarding_credentials,
@@ -52,6 +52,7 @@ def tune_trials(
     # Trials read their secrets from the worker secrets file, never from Ray's runtime env.
     stop_tune_forwarding_credentials(lambda name: is_secret(name, ""))
     keep_starting_trial_actors()
+    quiet_missing_result_files()
     config = plan.config
     registry = ModelRegistry()
     folder = JobFolder(plan.job)
@@ -59,7 +60,7 @@ def tune_trials(
     if plan.checkpoint_id is not None:  # downloaded once, for every trial (shared storage)
         checkpoint = registry.resolve_checkpoint(plan.checkpoint_id, folder.path / "checkpoint")
     setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint)
-    recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id)
+    recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id, resumed=resume)
     budget = SearchBudget(
         metric=config.metric,
         mode=config.mode,
@@ -87,7 +88,7 @@ def tune_trials(
         on_end=ended,
     )
     callback.add_earlier(plan.earlier)
-    callbacks = [callback, JsonLoggerCallback()]
+    callbacks = [callback]
     trainable = tune.with_resources(
         make_trainable(setup), {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
     )
@@ -188,7 +189,8 @@ def _new_tuner(
         run_config=tune.RunConfig(
             name=folder.tune_path.name,
             storage_path=str(folder.path),
-            # Only the JSON logger (Result reads it); CSV and TensorBoard files cost time.
+            # No JSON, CSV or TensorBoard result files: the trials' folders and
+            # MLflow hold the results (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS).
             callbacks=callbacks,
             stop=stopper,
             verbose=0,

@@ -7,13 +7,17 @@ instead of in a user's job.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
     "drain_prefect_workers",
+    "end_flow_heartbeats_without_waiting",
     "keep_starting_trial_actors",
     "local_gpu_count",
+    "quiet_missing_result_files",
     "ray_preset_variants",
     "ray_seeded_rng",
     "ray_variants",
@@ -63,6 +67,33 @@ def drain_prefect_workers(timeout_s: float) -> None:
     EventsWorker.drain_all(timeout=timeout_s)
 
 
+def end_flow_heartbeats_without_waiting() -> None:
+    """Let a flow run end without waiting up to a second for its heartbeat thread.
+
+    Prefect sends a flow run's heartbeats from a thread that sleeps in steps
+    of a second, and a synchronous flow joins that thread when it ends: every
+    job's end waited for the thread's current second to run out (0.5 s on
+    average). The thread is a daemon that stops by itself within that second,
+    and no heartbeat is sent for a run in a final state; Prefect's own async
+    engine does not join it either (``join_on_exit=False``). Installed once
+    per process, before a flow runs.
+    """
+    from prefect import flow_engine
+
+    send = flow_engine._send_heartbeats
+    if getattr(send, "_unitrain", False):
+        return
+
+    @contextmanager
+    def send_heartbeats(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
+        with send(engine, join_on_exit=False):
+            yield
+
+    send_heartbeats._unitrain = True  # type: ignore[attr-defined]
+    send_heartbeats._original = send  # type: ignore[attr-defined]
+    flow_engine._send_heartbeats = send_heartbeats  # type: ignore[assignment]
+
+
 def set_tuner_callbacks(tuner: Any, callbacks: list[Any]) -> None:
     """Give a restored Tuner this run's callbacks.
 
@@ -84,6 +115,32 @@ def stop_tune_forwarding_credentials(is_secret: Callable[[str], bool]) -> None:
 
     for name in [n for n in class_cache.ENV_VARS_TO_PROPAGATE if is_secret(n)]:
         class_cache.ENV_VARS_TO_PROPAGATE.discard(name)
+
+
+def quiet_missing_result_files() -> None:
+    """Keep Ray Tune from warning, at the end of a search, that trials wrote no result files.
+
+    unitrain's trials keep their results in their own folders and MLflow, so
+    the search runs without Ray's JSON and CSV loggers: they cost the search's
+    loop a write per result, and the end of every search a pandas read per
+    trial. Ray's ``ExperimentAnalysis`` then warns once, naming every trial,
+    that it found no file to read. Only that warning is dropped: one that
+    names another error still shows.
+    """
+    from ray.tune.analysis import experiment_analysis
+
+    logger = experiment_analysis.logger
+    if not any(isinstance(f, _MissingResultFiles) for f in logger.filters):
+        logger.addFilter(_MissingResultFiles())
+
+
+class _MissingResultFiles(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        first, *trials = record.getMessage().splitlines()
+        missing = first.startswith("Failed to fetch metrics for") and all(
+            "FileNotFoundError(" in line for line in trials
+        )
+        return not missing
 
 
 def set_tuner_stopper(tuner: Any, stopper: Any) -> None:

@@ -139,3 +139,81 @@ def test_ray_tune_keeps_starting_trial_actors():
     from ray.air.execution._internal.actor_manager import RayActorManager
 
     assert callable(RayActorManager.is_actor_started)
+
+
+def test_ray_tune_warns_only_of_result_files_it_could_not_read_for_another_reason():
+    import inspect
+    import logging
+
+    from ray.tune.analysis import experiment_analysis
+
+    # the warning Ray gives when no trial wrote result files
+    source = inspect.getsource(experiment_analysis.ExperimentAnalysis._fetch_trial_dataframes)
+    assert "Failed to fetch metrics for" in source
+    _compat.quiet_missing_result_files()
+    _compat.quiet_missing_result_files()  # once is enough
+    logger = experiment_analysis.logger
+    assert sum(isinstance(f, _compat._MissingResultFiles) for f in logger.filters) == 1
+    shown: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            shown.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        missing = "- trial_1: FileNotFoundError('Could not fetch metrics for trial_1')"
+        logger.warning("Failed to fetch metrics for 2 trial(s):\n%s\n%s", missing, missing)
+        logger.warning("Failed to fetch metrics for 1 trial(s):\n- trial_2: ValueError('bad')")
+        logger.warning("another warning")
+    finally:
+        logger.removeHandler(handler)
+    assert shown == [
+        "Failed to fetch metrics for 1 trial(s):\n- trial_2: ValueError('bad')",
+        "another warning",
+    ]
+
+
+def test_a_flow_run_ends_without_joining_its_heartbeat_thread(monkeypatch):
+    import inspect
+    import logging
+    import threading
+
+    from prefect import flow_engine
+
+    _compat.end_flow_heartbeats_without_waiting()
+    _compat.end_flow_heartbeats_without_waiting()  # installed once
+    original = flow_engine._send_heartbeats._original
+    assert not hasattr(original, "_original")
+    assert "join_on_exit" in inspect.signature(original).parameters
+
+    beat = threading.Event()
+
+    class Engine:  # what Prefect's heartbeat loop reads of a flow run engine
+        heartbeat_seconds = 30
+        flow_run = None
+        logger = logging.getLogger("test")
+
+        def _build_heartbeat_event_template(self):
+            return None, None
+
+        def _emit_flow_run_heartbeat(self, resource, related):
+            beat.set()
+
+    joined: list[threading.Thread] = []
+    join = threading.Thread.join
+
+    def spy(thread, timeout=None):
+        joined.append(thread)
+        return join(thread, timeout)
+
+    before = set(threading.enumerate())
+    monkeypatch.setattr(threading.Thread, "join", spy)
+    with flow_engine._send_heartbeats(Engine()):
+        assert beat.wait(10)
+    monkeypatch.undo()
+    (thread,) = set(threading.enumerate()) - before
+    assert thread.daemon and thread not in joined
+    thread.join(timeout=10)  # it ends by itself within its second of sleep
+    assert not thread.is_alive()

@@ -64,7 +64,15 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
     assert best_alias("tuned job") != best_alias("tuned_job")
 
 
-def test_a_job_has_one_best_model_and_other_jobs_keep_theirs(home, tmp_path):
+@pytest.fixture(params=["sql", "client"])
+def marking(request, monkeypatch):
+    """Marking the best through direct SQL (SQLite stores) and through MLflow's client."""
+    if request.param == "client":
+        monkeypatch.setattr("unitrain.stores.registry.writes_directly", lambda uri: False)
+    return request.param
+
+
+def test_a_job_has_one_best_model_and_other_jobs_keep_theirs(home, tmp_path, marking):
     registry = ModelRegistry()
     first, second = (
         register(registry, tmp_path, "job", "t1"),
@@ -74,8 +82,25 @@ def test_a_job_has_one_best_model_and_other_jobs_keep_theirs(home, tmp_path):
     registry.mark_best(other, "other job")
     registry.mark_best(first, "job")
     registry.mark_best(second, "job")
+    registry.mark_best(second, "job")  # again: still one tag, one alias
     assert [registry.get(i).best for i in (first, second, other)] == [False, True, True]
     assert registry.best_of("job") == second and registry.best_of("other job") == other
+    version = registry.client.get_model_version(registry.name, str(second))
+    assert version.tags["unitrain.best"] == "true"
+    assert version.aliases == [best_alias("job")]
+    model = registry.client.get_registered_model(registry.name)
+    assert model.aliases == {best_alias("job"): second, best_alias("other job"): other}
+
+
+def test_marking_a_missing_model_changes_nothing(home, tmp_path, marking):
+    from mlflow.exceptions import MlflowException
+
+    registry = ModelRegistry()
+    first = register(registry, tmp_path, "job", "t1")
+    registry.mark_best(first, "job")
+    with pytest.raises(MlflowException, match="not found"):
+        registry.mark_best(first + 1, "job")
+    assert registry.get(first).best and registry.best_of("job") == first
 
 
 def test_an_unreachable_store_is_not_a_missing_model_and_its_password_stays_hidden(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from unitrain.errors import NotFoundError, StoreUnavailableError
 from unitrain.settings import settings
 from unitrain.stores.retry import RetryingClient, is_transient, masked_uri, retrying, scrub
-from unitrain.stores.sql_writes import FinishedRun, SqlRunWriter, writes_directly
+from unitrain.stores.sql_writes import BestMark, FinishedRun, SqlRunWriter, writes_directly
 
 if TYPE_CHECKING:
     from unitrain.plugin_api import Checkpoint
@@ -168,15 +168,18 @@ class ModelRegistry:
         """
         if run.model is not None:
             self.ensure_registered_model()
-        if self.tracking_uri not in _WRITERS:
-            _WRITERS[self.tracking_uri] = SqlRunWriter(self.tracking_uri)
-        writer = _WRITERS[self.tracking_uri]
+        writer = self._writer()
         return retrying(
             lambda: writer.write(run),
             store=self.tracking_uri,
             what=f"recording run {run.name}",
             budget_s=self._store_retry_s,
         )
+
+    def _writer(self) -> SqlRunWriter:
+        if self.tracking_uri not in _WRITERS:
+            _WRITERS[self.tracking_uri] = SqlRunWriter(self.tracking_uri)
+        return _WRITERS[self.tracking_uri]
 
     def end_run(self, run_id: str, status: str) -> None:
         """End a run as ``FINISHED``, ``FAILED`` or ``KILLED``."""
@@ -304,11 +307,26 @@ class ModelRegistry:
     def mark_best(self, model_id: int, job: str) -> None:
         """Tag a version as its job's best (and no other), and point ``best-<job>`` at it."""
         # Only the versions tagged best: a job of a thousand trials has a thousand.
-        for version in self._search(job, best_only=True):
-            if version.tags.get(TAG.BEST) == "true" and int(version.version) != model_id:
-                self.client.delete_model_version_tag(self.name, version.version, TAG.BEST)
+        others = tuple(
+            int(version.version)
+            for version in self._search(job, best_only=True)
+            if version.tags.get(TAG.BEST) == "true" and int(version.version) != model_id
+        )
+        if writes_directly(self.tracking_uri):
+            mark = BestMark(self.name, model_id, TAG.BEST, others, best_alias(job))
+            writer = self._writer()
+            retrying(
+                lambda: writer.mark_best(mark),
+                store=self.tracking_uri,
+                what=f"marking model {model_id} as the best of {job!r}",
+                budget_s=self._store_retry_s,
+            )
+            return
+        # The new mark first: a version that is gone fails before anything changed.
         self.client.set_model_version_tag(self.name, str(model_id), TAG.BEST, "true")
         self.client.set_registered_model_alias(self.name, best_alias(job), str(model_id))
+        for version in others:
+            self.client.delete_model_version_tag(self.name, str(version), TAG.BEST)
 
     def ensure_registered_model(self) -> None:
         """Create the registered model that holds every version, once per process."""

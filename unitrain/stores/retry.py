@@ -83,8 +83,8 @@ def is_transient(error: BaseException) -> bool:
 
 def retrying(call: Callable[[], T], *, store: str, what: str, budget_s: float | None = None) -> T:
     """``call()``, retried on transient errors for up to ``budget_s`` seconds."""
-    budget = settings().store_retry_s if budget_s is None else budget_s
-    deadline = time.monotonic() + budget
+    started = time.monotonic()
+    budget = budget_s
     delay = 0.2
     while True:
         try:
@@ -92,7 +92,9 @@ def retrying(call: Callable[[], T], *, store: str, what: str, budget_s: float | 
         except Exception as error:
             if not is_transient(error):
                 raise
-            remaining = deadline - time.monotonic()
+            if budget is None:  # read on the first failure: most calls never need it
+                budget = settings().store_retry_s
+            remaining = started + budget - time.monotonic()
             if remaining <= 0:
                 text = scrub(str(error)).strip()
                 cause = text.splitlines()[0][:300] if text else ""

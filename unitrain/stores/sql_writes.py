@@ -15,6 +15,11 @@ not at all. What is written is read back by MLflow as if its client had
 written it; ``tests/unit/test_sql_writes.py`` compares the two field by field.
 Other stores (a tracking server, another database) keep going through the
 client.
+
+Marking a job's best model is written here too: through the client, each of
+its calls first reads the whole registered model, every version of every job
+(MLflow checks that the name is not a prompt's), so it grew slower with every
+model ever registered.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FinishedRun", "ModelVersion", "SqlRunWriter", "writes_directly"]
+__all__ = ["BestMark", "FinishedRun", "ModelVersion", "SqlRunWriter", "writes_directly"]
 
 _MLFLOW_RUN_NAME = "mlflow.runName"
 _MLFLOW_USER = "mlflow.user"
@@ -74,6 +79,19 @@ class FinishedRun:
         from mlflow.utils.uri import append_to_uri_path
 
         return str(append_to_uri_path(experiment_location, run_id, "artifacts"))
+
+
+@dataclass(frozen=True)
+class BestMark:
+    """One model version marked as its job's best: a tag on it (and on no other), and an alias."""
+
+    registered_model: str
+    version: int
+    #: the tag that marks it (set to "true")
+    tag: str
+    #: versions that carry the tag now and lose it
+    others: tuple[int, ...]
+    alias: str
 
 
 class SqlRunWriter:
@@ -139,6 +157,61 @@ class SqlRunWriter:
             if run.model is None:
                 return None
             return _add_model_version(connection, run.run_id, run.model)
+
+    def mark_best(self, mark: BestMark) -> None:
+        """Move the tag and point the alias at ``mark.version``, in one transaction."""
+        import sqlalchemy
+        from mlflow.store.model_registry.dbmodels.models import (
+            SqlModelVersion,
+            SqlModelVersionTag,
+            SqlRegisteredModelAlias,
+        )
+        from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
+
+        versions = SqlModelVersion.__table__
+        tags = SqlModelVersionTag.__table__
+        aliases = SqlRegisteredModelAlias.__table__
+        this_model = (tags.c.name == mark.registered_model) & (
+            tags.c.workspace == DEFAULT_WORKSPACE_NAME
+        )
+        with self._engine.begin() as connection:
+            # Deleting first takes SQLite's write lock for the whole transaction.
+            connection.execute(
+                tags.delete().where(
+                    this_model
+                    & (tags.c.key == mark.tag)
+                    & tags.c.version.in_([*mark.others, mark.version])
+                )
+            )
+            exists = connection.execute(
+                sqlalchemy.select(versions.c.version).where(
+                    (versions.c.name == mark.registered_model)
+                    & (versions.c.workspace == DEFAULT_WORKSPACE_NAME)
+                    & (versions.c.version == mark.version)
+                )
+            ).first()
+            if exists is None:  # the whole transaction is undone
+                from mlflow.exceptions import MlflowException
+
+                raise MlflowException(
+                    f"Model Version (name={mark.registered_model}, version={mark.version}) "
+                    "not found",
+                    error_code="RESOURCE_DOES_NOT_EXIST",
+                )
+            where = {"workspace": DEFAULT_WORKSPACE_NAME, "name": mark.registered_model}
+            connection.execute(
+                tags.insert(), {**where, "version": mark.version, "key": mark.tag, "value": "true"}
+            )
+            connection.execute(
+                aliases.delete().where(
+                    (aliases.c.name == mark.registered_model)
+                    & (aliases.c.workspace == DEFAULT_WORKSPACE_NAME)
+                    & (aliases.c.alias == mark.alias)
+                )
+            )
+            connection.execute(
+                aliases.insert(), {**where, "alias": mark.alias, "version": mark.version}
+            )
 
 
 def _metric_rows(run_id: str, metrics: list[tuple[str, float, int, int]]) -> list[dict[str, Any]]:

@@ -57,6 +57,8 @@ class TrialRecorder:
     trials_root: Path
     #: the job's MLflow run, parent of the trials' runs
     job_run: str
+    #: whether ``job_run`` is an interrupted run going on (else it is new: nothing to find)
+    resumed: bool = False
     run_ids: dict[str, str] = field(default_factory=dict)
     registered: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -86,8 +88,10 @@ class TrialRecorder:
         from unitrain.stores.registry import ModelRegistry
 
         self.registry = ModelRegistry()
-        self._runs_of_earlier_attempts()
-        self._models = self.registry.registered_trials(self.plan.job, self.job_run)
+        self._models: dict[str, int] = {}
+        if self.resumed:  # (two searches that take longer the more the store holds)
+            self._runs_of_earlier_attempts()
+            self._models = self.registry.registered_trials(self.plan.job, self.job_run)
         while (event := self._queue.get()) is not None:
             kind, payload = event
             try:
