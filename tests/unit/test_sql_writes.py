@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,17 +58,22 @@ def by_client(registry: ModelRegistry, model_dir: Path) -> tuple[str, int]:
 
 
 def at_once(registry: ModelRegistry, model_dir: Path) -> tuple[str, int | None]:
+    run = planned_run(registry, model_dir, "r")
+    return run.run_id, registry.write_finished_run(run)
+
+
+def planned_run(registry: ModelRegistry, model_dir: Path, name: str) -> FinishedRun:
     run_id, artifact_uri = registry.new_run_location()
     registry.log_artifacts(run_id, model_dir, "model")
     description, tags = version_description(
         job="j", plugin="p", dataset=1, hyperparameters={"lr": 0.1}, metrics={"score": 0.9},
         trial_id="t1",
     )  # fmt: skip
-    run = FinishedRun(
+    return FinishedRun(
         run_id=run_id,
         experiment_id=registry.experiment_id(),
         artifact_uri=artifact_uri,
-        name="r",
+        name=name,
         status="FINISHED",
         start_ms=START,
         end_ms=END,
@@ -76,7 +82,6 @@ def at_once(registry: ModelRegistry, model_dir: Path) -> tuple[str, int | None]:
         metrics=METRICS,
         model=ModelVersion(registry.name, f"{artifact_uri}/model", description, tags),
     )
-    return run_id, registry.write_finished_run(run)
 
 
 @pytest.fixture
@@ -144,6 +149,39 @@ def test_model_ids_stay_consecutive_between_both_ways(home, model_dir):
     versions.append(at_once(registry, model_dir)[1])
     assert versions == [1, 2, 3]
     assert registry.client.get_registered_model(registry.name).latest_versions
+
+
+def test_runs_written_together_read_back_as_each_written_alone(home, model_dir):
+    registry = ModelRegistry()
+    alone_run, alone_version = at_once(registry, model_dir)
+    runs = [planned_run(registry, model_dir, name) for name in ("a", "b", "c")]
+    runs.insert(1, replace(planned_run(registry, model_dir, "no model"), model=None))
+    versions = registry.write_finished_runs(runs)
+    assert versions == [alone_version + 1, None, alone_version + 2, alone_version + 3]
+    alone = comparable_run(registry, alone_run)
+    for run, version in zip(runs, versions, strict=True):
+        written = comparable_run(registry, run.run_id)
+        assert {**written, "info": None, "tags": None} == {**alone, "info": None, "tags": None}
+        assert written["tags"] == {**alone["tags"], "mlflow.runName": run.name}
+        if version is not None:
+            assert comparable_version(registry, version, run.run_id) == comparable_version(
+                registry, alone_version, alone_run
+            )
+
+
+def test_a_failed_write_of_runs_together_writes_none_of_them(home, model_dir):
+    from sqlalchemy.exc import IntegrityError
+
+    registry = ModelRegistry()
+    first = planned_run(registry, model_dir, "a")
+    registry.write_finished_runs([first])
+    again = [planned_run(registry, model_dir, "b"), first]  # the second is there already
+    with pytest.raises(IntegrityError):
+        registry.write_finished_runs(again)
+    assert [r.model_id for r in registry.models(job="j")] == [1]
+    assert not registry.client.search_runs(
+        [registry.experiment_id()], filter_string=f"attributes.run_id = '{again[0].run_id}'"
+    )
 
 
 def test_a_held_lock_delays_the_write_and_loses_nothing(home, model_dir):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,13 +167,18 @@ class ModelRegistry:
         Returns the model ID registered with it, if any. Far cheaper than the
         calls that build a run step by step (see ``unitrain.stores.sql_writes``).
         """
-        if run.model is not None:
+        return self.write_finished_runs([run])[0]
+
+    def write_finished_runs(self, runs: Sequence[FinishedRun]) -> list[int | None]:
+        """Write runs that have ended, and their model versions, all in one transaction."""
+        if any(run.model is not None for run in runs):
             self.ensure_registered_model()
         writer = self._writer()
+        names = ", ".join(run.name for run in runs[:3]) + (" ..." if len(runs) > 3 else "")
         return retrying(
-            lambda: writer.write(run),
+            lambda: writer.write_many(runs),
             store=self.tracking_uri,
-            what=f"recording run {run.name}",
+            what=f"recording run(s) {names}",
             budget_s=self._store_retry_s,
         )
 

@@ -20,11 +20,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitrain.job.plan import TuningPlan
 from unitrain.run_sinks import read_metrics
 from unitrain.tune.results import TrialOutcome, TrialResult
+
+if TYPE_CHECKING:
+    from unitrain.stores.sql_writes import FinishedRun
 
 __all__ = ["TrialRecorder"]
 
@@ -35,6 +38,9 @@ LIVE_AFTER_S = 2.0
 #: metrics of a running trial are sent at most this often
 LIVE_EVERY_S = 2.0
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
+#: how long the recorder gathers events after one arrives, to write short trials together
+GATHER_S = 0.5
+MAX_GATHERED = 500
 
 
 @dataclass
@@ -47,6 +53,17 @@ class _Trial:
     last_sent: float = 0.0
     ended: bool = False
     status: str = ""
+
+
+@dataclass(frozen=True)
+class _AtOnce:
+    """A trial's run, built and waiting to be written with the others that ended."""
+
+    outcome: TrialOutcome
+    state: _Trial
+    run: FinishedRun
+    #: where the trial's metrics file is read from once the run is written
+    offset: int
 
 
 @dataclass
@@ -92,17 +109,50 @@ class TrialRecorder:
         if self.resumed:  # (two searches that take longer the more the store holds)
             self._runs_of_earlier_attempts()
             self._models = self.registry.registered_trials(self.plan.job, self.job_run)
-        while (event := self._queue.get()) is not None:
-            kind, payload = event
+        stop = False
+        while not stop:
+            events, stop = self._gather()
+            self._record(events)
+
+    def _gather(self) -> tuple[list[tuple[str, Any]], bool]:
+        """The next event and those that follow it within GATHER_S; and whether to stop."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        events = [first]
+        deadline = time.monotonic() + GATHER_S
+        while len(events) < MAX_GATHERED:
+            try:
+                event = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if event is None:
+                return events, True
+            events.append(event)
+        return events, False
+
+    def _record(self, events: list[tuple[str, Any]]) -> None:
+        """Record the events in order; the short trials that ended, in one write."""
+        together: dict[str, _AtOnce] = {}
+        for kind, payload in events:
+            trial_id = payload if isinstance(payload, str) else payload.trial_id
+            if trial_id in together:  # its run is not written yet: write it first
+                self._write_together(list(together.values()))
+                together.clear()
             try:
                 if kind == "progress":
                     self._progress(payload)
                 else:
-                    self._end(payload)
+                    pending = self._end(payload)
+                    if pending is not None:
+                        together[trial_id] = pending
             except Exception as error:  # noqa: BLE001 (the upload step tries again)
-                trial_id = payload if isinstance(payload, str) else payload.trial_id
-                self.failed[trial_id] = str(error)
-                log.warning("trial %s: could not record it in MLflow yet: %s", trial_id, error)
+                self._failed(trial_id, error)
+        self._write_together(list(together.values()))
+
+    def _failed(self, trial_id: str, error: Exception) -> None:
+        self.failed[trial_id] = str(error)
+        log.warning("trial %s: could not record it in MLflow yet: %s", trial_id, error)
 
     def _runs_of_earlier_attempts(self) -> None:
         """The runs a resumed job recorded before it was interrupted, by trial."""
@@ -132,7 +182,8 @@ class TrialRecorder:
         self._ensure_run(trial_id, own, state)
         self._send(trial_id, own, state)
 
-    def _end(self, outcome: TrialOutcome) -> None:
+    def _end(self, outcome: TrialOutcome) -> _AtOnce | None:
+        """Record a trial's end; a short one is returned, to be written with others."""
         trial_id = outcome.trial_id
         state = self._trials.setdefault(trial_id, _Trial())
         if state.ended:
@@ -142,13 +193,12 @@ class TrialRecorder:
                 state.status = "FAILED"
             if self._registers(outcome) and trial_id not in self.registered:
                 self._register(outcome, state.run_id)
-            return
+            return None
         own = TrialResult.load(self.trials_root / trial_id)
         if own is None:
-            return  # it never started: nothing to record
+            return None  # it never started: nothing to record
         if not state.run_id and self.registry.writes_runs_at_once:
-            self._write_at_once(outcome, own, state)
-            return
+            return self._at_once(outcome, own, state)
         self._ensure_run(trial_id, own, state)
         self._send(trial_id, own, state, final=outcome.metrics)
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
@@ -160,9 +210,10 @@ class TrialRecorder:
         state.ended, state.status = True, status
         if self._registers(outcome):
             self._register(outcome, state.run_id)
+        return None
 
-    def _write_at_once(self, outcome: TrialOutcome, own: TrialResult, state: _Trial) -> None:
-        """A trial that ended before its run was made: its run and model in one transaction."""
+    def _at_once(self, outcome: TrialOutcome, own: TrialResult, state: _Trial) -> _AtOnce:
+        """A trial that ended before its run was made: its run and model, to write at once."""
         from unitrain.stores.registry import TAG, run_tags, version_description
         from unitrain.stores.sql_writes import FinishedRun, ModelVersion
 
@@ -188,28 +239,43 @@ class TrialRecorder:
             model = ModelVersion(self.registry.name, f"{artifact_uri}/model", description, tags)
         now = time.time()
         metrics, offset = self._metrics(trial_id, state, outcome.metrics)
-        version = self.registry.write_finished_run(
-            FinishedRun(
-                run_id=run_id,
-                experiment_id=self.registry.experiment_id(),
-                artifact_uri=artifact_uri,
-                name=f"{self.plan.job}-{trial_id}",
-                status=_run_status(outcome),
-                start_ms=int((own.started_at or now) * 1000),
-                end_ms=int((own.ended_at or now) * 1000),
-                tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
-                params=_params(own.hyperparameters),
-                metrics=metrics,
-                model=model,
-            )
+        run = FinishedRun(
+            run_id=run_id,
+            experiment_id=self.registry.experiment_id(),
+            artifact_uri=artifact_uri,
+            name=f"{self.plan.job}-{trial_id}",
+            status=_run_status(outcome),
+            start_ms=int((own.started_at or now) * 1000),
+            end_ms=int((own.ended_at or now) * 1000),
+            tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
+            params=_params(own.hyperparameters),
+            metrics=metrics,
+            model=model,
         )
-        state.run_id, state.params_sent, state.offset = run_id, True, offset
-        state.ended, state.status = True, _run_status(outcome)
-        self.run_ids[trial_id] = run_id
-        if version is not None:
-            self._models[trial_id] = version
-        if trial_id in self._models and self._registers(outcome):
-            self.registered[trial_id] = self._models[trial_id]
+        return _AtOnce(outcome, state, run, offset)
+
+    def _write_together(self, pending: list[_AtOnce]) -> None:
+        """Write the runs (and models) of trials that ended, in one transaction."""
+        if not pending:
+            return
+        try:
+            versions = self.registry.write_finished_runs([item.run for item in pending])
+        except Exception as error:  # noqa: BLE001 (the upload step tries again)
+            if len(pending) == 1:
+                self._failed(pending[0].outcome.trial_id, error)
+                return
+            for item in pending:  # one at a time: one trial's trouble is not the others'
+                self._write_together([item])
+            return
+        for item, version in zip(pending, versions, strict=True):
+            trial_id, state = item.outcome.trial_id, item.state
+            state.run_id, state.params_sent, state.offset = item.run.run_id, True, item.offset
+            state.ended, state.status = True, item.run.status
+            self.run_ids[trial_id] = item.run.run_id
+            if version is not None:
+                self._models[trial_id] = version
+            if trial_id in self._models and self._registers(item.outcome):
+                self.registered[trial_id] = self._models[trial_id]
 
     def _ensure_run(self, trial_id: str, own: TrialResult, state: _Trial) -> None:
         from unitrain.stores.registry import TAG
