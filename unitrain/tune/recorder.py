@@ -5,7 +5,8 @@ thread of the driver turns each trial into an MLflow child run of the job's
 run while the search goes on: for a trial that runs longer than a couple of
 seconds the run appears while it runs and its metrics follow it; a short one
 is written once, when it ends, with its start and end times (in an SQLite
-store, run and model version in one transaction: ``unitrain.stores.sql_writes``).
+store, run and model version in one transaction: ``unitrain.stores.sql_writes``;
+the short trials that end within ``GATHER_S`` of each other share it).
 When a trial ends its run gets its final metrics, parameters, artifacts and
 status, and its model is registered. Every write is idempotent (runs are found
 again by trial, models by job run and trial), so a resumed job records
