@@ -39,7 +39,7 @@ LIVE_AFTER_S = 2.0
 #: metrics of a running trial are sent at most this often
 LIVE_EVERY_S = 2.0
 _BATCH = 1000  # MLflow's limit of metrics per log_batch
-#: how long the recorder gathers events after one arrives, to write short trials together
+#: trials that end this close to each other are written together (waiting as long for more)
 GATHER_S = 0.5
 MAX_GATHERED = 500
 
@@ -83,6 +83,7 @@ class TrialRecorder:
 
     def __post_init__(self) -> None:
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._last_end: float | None = None  # when the recorder last saw a trial end
         self._trials: dict[str, _Trial] = {}
         self._thread = threading.Thread(target=self._run, name="trial-recorder", daemon=True)
         self._thread.start()
@@ -116,12 +117,19 @@ class TrialRecorder:
             self._record(events)
 
     def _gather(self) -> tuple[list[tuple[str, Any]], bool]:
-        """The next event and those that follow it within GATHER_S; and whether to stop."""
+        """The next event and those queued behind it; and whether to stop.
+
+        While trials end within GATHER_S of each other, it also waits that long
+        for more, so that they are written together; a trial that ends alone
+        (a long one, the only one) is written at once.
+        """
         first = self._queue.get()
         if first is None:
             return [], True
         events = [first]
-        deadline = time.monotonic() + GATHER_S
+        now = time.monotonic()
+        busy = self._last_end is not None and now - self._last_end < GATHER_S
+        deadline = now + (GATHER_S if busy else 0.0)
         while len(events) < MAX_GATHERED:
             try:
                 event = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
@@ -130,6 +138,8 @@ class TrialRecorder:
             if event is None:
                 return events, True
             events.append(event)
+        if any(kind == "end" for kind, _ in events):
+            self._last_end = time.monotonic()
         return events, False
 
     def _record(self, events: list[tuple[str, Any]]) -> None:
