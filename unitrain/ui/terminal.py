@@ -204,6 +204,10 @@ class JobView:
                             log.warning("the progress view could not read the job: %s", error)
                     if not self._stop.is_set():  # else the last picture is drawn on exit
                         self._draw()
+                # The job is over: read once more, so that the last picture shows
+                # how it ended (the final table marks the best trial).
+                with contextlib.suppress(Exception):
+                    reader.read(self.snapshot)
         except Exception as error:  # a view never fails a job
             log.warning("the progress view stopped: %s", error)
 
