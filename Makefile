@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test faults slow screenshots lint typecheck unit e2e bench clean
+.PHONY: setup demo test faults slow screenshots layout lint typecheck unit e2e bench clean
 
 setup: $(STAMP)
 
@@ -27,15 +27,22 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/unitrain run examples/demo.json
 
-lint: setup
-	$(BIN)/ruff check unitrain flows tasks plugins tests bench docs
+# mypy and import-linter read the package as it installs (flows/, tasks/ and
+# plugins/ inside unitrain/): an editable install maps them with an import hook
+# neither can see.
+LAYOUT := build/layout
 
-# mypy reads the package as it installs (flows/, tasks/ and plugins/ inside
-# unitrain/): an editable install maps them with an import hook mypy cannot see.
-typecheck: setup
-	rm -rf build
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --target build/typecheck .
-	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml
+layout: setup
+	rm -rf build  # setuptools keeps its own copy in build/lib too
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --target $(LAYOUT) .
+
+# ruff, then the import contracts in pyproject.toml (the layers, no cycles).
+lint: layout
+	$(BIN)/ruff check unitrain flows tasks plugins tests bench docs
+	cd $(LAYOUT) && ../../$(BIN)/lint-imports --no-cache ../../pyproject.toml
+
+typecheck: layout
+	cd $(LAYOUT) && ../../$(BIN)/mypy --config-file ../../pyproject.toml
 
 test: setup lint typecheck
 	$(BIN)/pytest -q -m "not slow"

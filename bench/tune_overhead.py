@@ -18,7 +18,7 @@ and so do the fixed costs of the script and of a job with the stack up (a
 fresh home is fresh only once). With trials shorter than a worker's start, raw
 Ray Tune often hands a free actor to a trial whose own actor is starting and
 stops that one, so one run of the same search can take twice as long as
-another; unitrain's jobs do not (``unitrain._compat.keep_starting_trial_actors``),
+another; unitrain's jobs do not (``unitrain._compat.install_search_patches``),
 the script does, as raw Ray Tune would for a user. In this process (figures 2b)
 the change, installed by the first job, applies to both sides.
 

@@ -15,18 +15,16 @@ from prefect.artifacts import create_progress_artifact
 from prefect.runtime import flow_run
 from prefect_ray.context import remote_options
 
-from unitrain._compat import end_flow_heartbeats_without_waiting
 from unitrain.flows.tune import run_tuning
 from unitrain.job.names import encode_job_name
 from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.job.records import Dataset
+from unitrain.reporting.progress import JobProgress
 from unitrain.runtime.job_run import JobRun, job_run
 from unitrain.runtime.ray_cluster import UnitrainTaskRunner, result_of
-from unitrain.tasks import ModelUpload, prepare_dataset, train_model, upload_models, validate_job
-from unitrain.ui.progress import JobProgress
+from unitrain.stores.publisher import Publication
+from unitrain.tasks import prepare_dataset, train_model, upload_models, validate_job
 from unitrain.ui.summary import publish_summary
-
-# Every job's end would otherwise wait up to a second for Prefect's heartbeat thread.
-end_flow_heartbeats_without_waiting()
 
 
 def _run_name() -> str:
@@ -88,6 +86,7 @@ def train(
             ),
         )
         prepared = prepare_dataset(plan.dataset, progress)
+        # The one place the two modes part.
         if isinstance(plan, TuningPlan):
             result = run_tuning(run, plan, prepared, progress)
         else:
@@ -96,18 +95,14 @@ def train(
     return result
 
 
-def _run_training(run: JobRun, plan: JobPlan, dataset: Any, progress: JobProgress) -> dict:
+def _run_training(run: JobRun, plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict:
     # Training has side effects: Ray must not run it again on its own.
     with remote_options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_retries=0):
-        outcome = result_of(train_model.submit(plan, dataset, progress))
-    upload = ModelUpload(
-        outcome.run_id,
-        outcome.model_dir,
-        outcome.metrics,
-        outcome.hyperparameters,
-        job_run=outcome.run_id,
+        trained = result_of(train_model.submit(plan, dataset, progress, run.run_id))
+    publication = Publication(
+        run.run_id, trained.model_dir, trained.metrics, trained.hyperparameters
     )
-    [model_id] = upload_models(plan, [upload], progress)
+    [model_id] = upload_models(plan, run.run_id, [publication], progress)
     result = {"model_id": model_id}
-    publish_summary(plan, result, metrics=outcome.metrics, run_id=outcome.run_id)
+    publish_summary(plan, result, metrics=trained.metrics, run_id=run.run_id)
     return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from unitrain.plugin_api import Dataset
+from unitrain.reporting.progress import JobProgress
 from unitrain.stores.catalog import CatalogEntry, DatasetCatalog
-from unitrain.ui.progress import JobProgress
 
 
 @task(name="prepare_dataset", retries=2, retry_delay_seconds=2)

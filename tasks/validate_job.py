@@ -7,11 +7,12 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from unitrain.errors import JobValidationError
-from unitrain.job.plan import JobPlan, plan_job
+from unitrain.job.plan import JobPlan
+from unitrain.planning import plan_job
 from unitrain.runtime.resources import check_trial_resources
 
 
-@task(name="validate_params")
+@task(name="validate_job")
 def validate_job(params: dict[str, Any], plugin: str | None, planned: Any = None) -> JobPlan:
     """Check every rule before anything runs; the plan says what will run.
 

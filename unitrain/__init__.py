@@ -10,10 +10,12 @@ Prefect, Ray and MLflow are imported only where they are used, so that
 
 from unitrain.errors import JobValidationError, NotFoundError, UnitrainError
 from unitrain.job.params import TrainParams, TuneConfig, parse_job, validate_params
-from unitrain.job.plan import JobPlan, TuningPlan, plan_job
-from unitrain.plugin_api import Checkpoint, TrainRun
-from unitrain.stores.catalog import CatalogEntry, Dataset, DatasetCatalog
-from unitrain.stores.registry import ModelRecord, ModelRegistry
+from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.job.records import CatalogEntry, Checkpoint, Dataset, ModelRecord
+from unitrain.planning import plan_job
+from unitrain.plugin_api import TrainRun
+from unitrain.stores.catalog import DatasetCatalog
+from unitrain.stores.registry import ModelRegistry
 
 __all__ = [
     "CatalogEntry",

@@ -9,24 +9,44 @@ by Ctrl-C exits 130, by SIGTERM 143, each saying how to resume it.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
-import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
+from unitrain._compat import exit_now
+from unitrain.completion import bash_script
 from unitrain.errors import JobValidationError, NotFoundError, UnitrainError
+from unitrain.job.names import encode_job_name
+from unitrain.job.objective import Mode
+from unitrain.job.params import parse_job
+from unitrain.job.plan import JobPlan
+from unitrain.planning import plan_job
+from unitrain.plugin_loader import available_plugins, load_plugin
+from unitrain.runtime import interrupts, local_stack
+from unitrain.runtime.resources import check_local_machine
+from unitrain.runtime.serve import PROJECT_DIR, ServedStack, serve_forever
+from unitrain.runtime.served import served_api_url
 from unitrain.settings import configure_environment, enable_local_ray_auth, settings
+from unitrain.stores.catalog import DatasetCatalog
+from unitrain.stores.job_state import JobFolder
+from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.retry import scrub
+from unitrain.ui.job_list import job_details, list_jobs
+from unitrain.ui.terminal import JobView
 
-if TYPE_CHECKING:
-    from unitrain.job.plan import JobPlan
+# Imported where they are used, after configure_environment(): Prefect and Ray
+# read their settings when they are imported (unitrain.flows.train,
+# unitrain.runtime.job_run, unitrain.runtime.prefect_server, unitrain.tune.dry_run).
 
 __all__ = ["main", "command"]
 
@@ -38,9 +58,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 def _interruption(error: BaseException) -> int:
     """The exit code for an interrupt (0 when ``error`` is not one)."""
-    from unitrain.runtime.interrupts import received_sigterm
-
-    if received_sigterm() or type(error).__name__ == "TerminationSignal":
+    if interrupts.received_sigterm() or type(error).__name__ == "TerminationSignal":
         return EXIT_TERMINATED
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
@@ -93,8 +111,6 @@ def _prepare(
     With ``start_stack``, the local stack starts while the job is planned, once
     the job file is well formed; a job refused after that stops it again.
     """
-    from unitrain.job.params import parse_job
-    from unitrain.job.plan import plan_job
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -102,7 +118,6 @@ def _prepare(
     # Planning may import Ray, which reads its token settings on import.
     enable_local_ray_auth()
     if start_stack:
-        from unitrain.runtime import local_stack
 
         local_stack.start_early()
     for note in job.notes:
@@ -110,8 +125,6 @@ def _prepare(
     plugin = args.plugin or job.plugin
     plan = plan_job(job.params, plugin)
     if not settings().ray_address:
-        from unitrain.runtime.resources import check_local_machine
-
         check_local_machine(plan.params.num_cpus, plan.params.num_gpus)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -119,8 +132,6 @@ def _prepare(
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from unitrain.runtime import local_stack
-
     try:
         return _run(args)
     finally:
@@ -129,9 +140,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     params, plan = _prepare(args, start_stack=True)
-    from unitrain.stores.job_state import JobFolder
-    from unitrain.ui.terminal import JobView
-
     folder = JobFolder(plan.job)
     # Held from here to exit: a second run of this job is refused at once.
     with folder.locked():
@@ -166,7 +174,7 @@ def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
         end_leftovers(plan.job, flow_run_id=None)
     how = (
         "finished trials are kept and the others run again"
-        if plan.mode == "tuning"
+        if plan.mode is Mode.TUNING
         else "training starts over"
     )
     signal_name = "Ctrl-C" if code == EXIT_INTERRUPTED else "SIGTERM"
@@ -186,29 +194,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets_add(args: argparse.Namespace) -> int:
-    from unitrain.stores.catalog import DatasetCatalog
-
     entry = DatasetCatalog().add(args.source, id=args.id, name=args.name)
     print(f"dataset {entry.id} ({entry.name}) -> {entry.uri}")
     return 0
 
 
 def _cmd_datasets_list(args: argparse.Namespace) -> int:
-    from unitrain.stores.catalog import DatasetCatalog
-
     rows = [(str(e.id), e.name, e.uri, (e.sha256 or "")[:12]) for e in DatasetCatalog().entries()]
     _table(("ID", "NAME", "URI", "SHA256"), rows)
     return 0
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from unitrain.job.names import encode_job_name
-    from unitrain.stores.registry import ModelRegistry
-
     job = encode_job_name(args.job) if args.job else None
     records = ModelRegistry().models(job=job)
     if args.json:
-        from dataclasses import asdict
 
         print(json.dumps([asdict(r) for r in records], indent=2))
         return 0
@@ -229,9 +229,6 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs_list(args: argparse.Namespace) -> int:
-    import time
-
-    from unitrain.ui.job_list import list_jobs
 
     jobs = list_jobs(limit=args.limit)
     if args.json:
@@ -254,8 +251,6 @@ def _cmd_jobs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs_show(args: argparse.Namespace) -> int:
-    from unitrain.ui.job_list import job_details
-
     details = job_details(args.name)
     if details is None:
         raise NotFoundError(f"no job named {args.name!r} in {settings().storage_dir()}")
@@ -306,8 +301,6 @@ def _cell(value: Any) -> str:
 
 
 def _cmd_plugins_list(args: argparse.Namespace) -> int:
-    from unitrain.plugin_loader import available_plugins, load_plugin
-
     rows = []
     for name, target in available_plugins().items():
         try:
@@ -354,8 +347,6 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from unitrain.runtime.serve import ServedStack, serve_forever
-
     enable_local_ray_auth()  # its worker's flow runs join the local Ray
 
     stack = ServedStack(
@@ -369,8 +360,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from unitrain.runtime import local_stack
-
     stopped = local_stack.stop()
     print(
         "stopped the local Prefect API and Ray"
@@ -381,15 +370,11 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from unitrain.runtime.prefect_server import served_api_url
-    from unitrain.runtime.serve import PROJECT_DIR
-
     api_url = settings().prefect_api_url or served_api_url()
     if not api_url:
         raise UnitrainError(
             "no Prefect server: start one with 'unitrain serve', or set PREFECT_API_URL"
         )
-    import subprocess
 
     env = dict(os.environ, PREFECT_API_URL=api_url)
     command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
@@ -416,8 +401,6 @@ EXIT_CODES = f"""exit codes:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("unitrain")
     except PackageNotFoundError:  # run from a source tree that is not installed
@@ -535,8 +518,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_completion(args: argparse.Namespace) -> int:
-    from unitrain.completion import bash_script
-
     print(bash_script(_parser()), end="")
     return 0
 
@@ -544,7 +525,6 @@ def _cmd_completion(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_environment(local_ray_auth=False)  # made when a job is valid, not before
-    from unitrain.runtime import interrupts
 
     previous = signal.getsignal(signal.SIGTERM)
     interrupts.install()
@@ -573,15 +553,8 @@ def command() -> NoReturn:
     tearing down the interpreter only costs time: finalising Ray's, Prefect's
     and MLflow's modules takes about 2 s here, after every command.
     """
-    code = main()
-    # What the interpreter does on its way out, in its order: the threads'
-    # exit hooks (Prefect stops its services there), waiting for the threads
-    # that are not daemons, then the exit handlers.
-    threading._shutdown()  # type: ignore[attr-defined]
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(main())
+    raise SystemExit(0)  # not reached
 
 
 if __name__ == "__main__":

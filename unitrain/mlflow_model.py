@@ -30,6 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from unitrain.plugin_loader import load_plugin
+
 __all__ = ["MLMODEL", "PluginModel", "add_generic_wrapper", "save_flavor"]
 
 MLMODEL = "MLmodel"
@@ -115,8 +117,6 @@ class PluginModel:
 
     def __init__(self, path: str | Path) -> None:
         import yaml
-
-        from unitrain.plugin_loader import load_plugin
 
         self.path = Path(path)
         description = yaml.safe_load((self.path / MLMODEL).read_text())

@@ -13,49 +13,25 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from unitrain.job.records import Checkpoint, Dataset
+from unitrain.job.study import as_params
 from unitrain.metrics import finite_metrics
+from unitrain.mlflow_model import save_flavor
+from unitrain.reporting.logs import run_logger
+from unitrain.reporting.progress import StepProgress
+from unitrain.reporting.trial_table import TrialTable
 from unitrain.run_sinks import NoSink, RunSink
-from unitrain.stores.catalog import Dataset
 
-if TYPE_CHECKING:
-    from unitrain.stores.registry import ModelRecord
-    from unitrain.ui.progress import StepProgress
-
-__all__ = ["Checkpoint", "Dataset", "Reporter", "TrainRun", "run_logger"]
+__all__ = ["Checkpoint", "Dataset", "Reporter", "TrainRun"]
 
 #: where intermediate results go besides MLflow (in tuning mode: Ray Tune's report)
 Reporter = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A resolved ``checkpoint``, as handed to a plugin: a local folder plus metadata."""
-
-    model_id: int
-    path: str
-    record: ModelRecord
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return asdict(self.record)
-
-
-def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """The Prefect run's logger inside a flow or task, else a plain logger."""
-    try:
-        from prefect import get_run_logger
-
-        return get_run_logger()
-    except Exception:  # outside a Prefect run
-        return logging.getLogger("unitrain.run")
 
 
 class TrainRun:
@@ -145,9 +121,7 @@ class TrainRun:
 
     def log_params(self, values: dict[str, Any]) -> None:
         """Hyperparameters as parameters of the run, sent with the next batch of metrics."""
-        self._sink.params(
-            {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in values.items()}
-        )
+        self._sink.params(as_params(values))
 
     def flush(self) -> None:
         """Send what is buffered."""
@@ -181,8 +155,6 @@ class TrainRun:
         arguments go to the flavor's ``save_model``. Without it, unitrain wraps the
         folder in a generic ``python_function`` model (see ``unitrain.mlflow_model``).
         """
-        from unitrain.mlflow_model import save_flavor
-
         if not self.checkpoint_output:
             raise ValueError("this run has no checkpoint_output to save the model into")
         save_flavor(Path(self.checkpoint_output), flavor, model, **kwargs)
@@ -209,8 +181,6 @@ class TrainRun:
         best_trial: str = "",
     ) -> dict[str, Any]:
         """Publish a trial table; returns the payload that was logged."""
-        from unitrain.ui.trial_table import TrialTable
-
         table = (
             TrialTable.from_payload(data)
             if data is not None

@@ -136,8 +136,8 @@ def _search_problem(problem: Any, name: str, value: Any, fixed: dict[str, Any]) 
 
 
 def _bundled() -> dict[str, str]:
-    from unitrain import plugins
-
+    # Found by name, as any plugin is: the core never imports plugin code itself.
+    plugins = importlib.import_module("unitrain.plugins")
     return {
         info.name: f"unitrain.plugins.{info.name}"
         for info in pkgutil.iter_modules(plugins.__path__)

@@ -20,10 +20,11 @@ from unitrain.errors import UnitrainError
 from unitrain.job.plan import JobPlan
 from unitrain.metrics import as_metric, finite_metrics
 from unitrain.mlflow_model import add_generic_wrapper
-from unitrain.plugin_api import Checkpoint, Dataset, Reporter, TrainRun, run_logger
+from unitrain.plugin_api import Checkpoint, Dataset, Reporter, TrainRun
 from unitrain.plugin_loader import load_plugin
+from unitrain.reporting.logs import run_logger
+from unitrain.reporting.progress import StepProgress
 from unitrain.run_sinks import RunSink
-from unitrain.ui.progress import StepProgress
 
 __all__ = ["PluginCall", "PluginError", "PluginResult", "normalise_result", "run_plugin"]
 
@@ -66,8 +67,6 @@ class PluginResult:
     model_dir: str
     metrics: dict[str, float]
     hyperparameters: dict[str, Any]
-    #: the MLflow run it logged into (training mode)
-    run_id: str = ""
 
 
 def normalise_result(returned: Any, metric: str) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
+
+from unitrain.stores.runs import RunStore
 
 __all__ = ["FolderSink", "MlflowSink", "NoSink", "RunSink", "read_metrics"]
 
@@ -81,30 +82,18 @@ class _Buffered:
 class MlflowSink(_Buffered):
     """Writes to an MLflow run as the plugin logs (training mode)."""
 
-    def __init__(self, run_id: str, tracking_uri: str) -> None:
+    def __init__(self, run_id: str, runs: RunStore) -> None:
         super().__init__()
-        from mlflow import MlflowClient
-
-        from unitrain.stores.retry import RetryingClient
-
         self.run_id = run_id
-        self._client = RetryingClient(MlflowClient(tracking_uri=tracking_uri), tracking_uri)
+        self._runs = runs
 
     def _write(self, metrics: list[tuple[str, float, int, int]], params: dict[str, str]) -> None:
-        from mlflow.entities import Metric, Param
-
-        self._client.log_batch(
-            self.run_id,
-            metrics=[Metric(*m) for m in metrics],
-            params=[Param(k, v) for k, v in params.items()],
-        )
+        self._runs.log(self.run_id, metrics=metrics, params=params)
 
     def artifact(self, path: str, data: bytes) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / Path(path).name
-            target.write_bytes(data)
-            parent = str(Path(path).parent)
-            self._client.log_artifact(self.run_id, str(target), None if parent == "." else parent)
+        parent = str(Path(path).parent)
+        folder = None if parent == "." else parent
+        self._runs.log_files(self.run_id, {Path(path).name: data}, folder)
 
 
 class FolderSink(_Buffered):

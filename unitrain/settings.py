@@ -15,6 +15,7 @@ replaces the matching embedded default.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "Variable",
     "configure_environment",
     "enable_local_ray_auth",
+    "ray_auth_environment",
     "settings",
 ]
 
@@ -282,6 +284,22 @@ def configure_environment(*, local_ray_auth: bool = True) -> None:
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
+def ray_auth_environment(*, create: bool = False) -> dict[str, str]:
+    """The variables that let a process join the home's local Ray (token auth, its token).
+
+    The token file is made (readable by its owner only) with ``create``, when a
+    cluster starts or a job is about to join one: only its path is needed before then.
+    """
+    token = settings().home / "local" / "ray_auth_token"
+    if create and not token.exists():
+        token.parent.mkdir(parents=True, exist_ok=True)
+        temporary = token.with_name(f".ray_auth_token.{os.getpid()}")
+        temporary.write_text(secrets.token_hex(32))
+        temporary.chmod(0o600)
+        os.replace(temporary, token)
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
 def enable_local_ray_auth() -> None:
     """Point Ray at the home's local-cluster token (made if missing), unless a cluster is named.
 
@@ -289,7 +307,5 @@ def enable_local_ray_auth() -> None:
     """
     if settings().ray_address:
         return
-    from unitrain.runtime.local_stack import ray_auth_environment
-
     for name, value in ray_auth_environment(create=True).items():
         os.environ.setdefault(name, value)

@@ -76,7 +76,7 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray for the session: each flow reuses it instead of starting its own."""
     import ray
 
-    from unitrain.runtime.ray_cluster import ray_init_kwargs
+    from unitrain.runtime.ray_init import ray_init_kwargs
 
     ray.init(**{**ray_init_kwargs(local=True), "num_cpus": 2})
     yield

@@ -43,11 +43,13 @@ def main() -> None:
                 hyperparameters=[{"name": "x", "type": "uniform", "min": 0, "max": 1}],
                 tune_config={"metric": "score", "mode": "max", "num_samples": 3},
             )
-        from unitrain.stores.registry import TAG, ModelRegistry
+        from tests.stores import mlflow_client
+        from unitrain.stores.mlflow_store import TAG
+        from unitrain.stores.registry import ModelRegistry
 
         registry = ModelRegistry()
         nodes = [
-            registry.client.get_run(registry.get(m["model_id"]).run_id).data.tags[TAG.NODE]
+            mlflow_client().get_run(registry.get(m["model_id"]).run_id).data.tags[TAG.NODE]
             for m in result["trial_models"]
         ]
         print(

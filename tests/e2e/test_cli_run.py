@@ -186,7 +186,7 @@ def _stack_processes(home: Path) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"unitrain.runtime.local_stack" in command and (
+        if b"unitrain.runtime.stack_server" in command and (
             f"UNITRAIN_HOME={home}".encode() in environ
         ):
             found.append(int(entry.name))

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.stores import experiment_id, mlflow_client
 from unitrain.stores.registry import ModelRegistry
 
 # Each deployment run starts a flow process of its own: minutes in all, so `make slow`.
@@ -181,7 +182,7 @@ def test_scheduled_retraining_continues_from_its_previous_model(stack: Stack):
     assert first["state"]["type"] == second["state"]["type"] == "COMPLETED"
     registry = stack.registry()
     earlier, later = registry.models(job="digits-nightly")
-    run = registry.client.get_run(later.run_id)
+    run = mlflow_client().get_run(later.run_id)
     assert run.data.tags["unitrain.checkpoint"] == str(earlier.model_id)
 
 
@@ -190,8 +191,8 @@ def test_scheduled_retuning_learns_from_its_earlier_round_and_starts_from_its_be
     second = stack.run_deployment("train/retune-digits-weekly")
     assert first["state"]["type"] == second["state"]["type"] == "COMPLETED", second["state"]
     registry = stack.registry()
-    runs = registry.client.search_runs(
-        [registry.experiment_id()],
+    runs = mlflow_client().search_runs(
+        [experiment_id()],
         filter_string="tags.`unitrain.job` = 'digits-retune'",
         order_by=["attributes.start_time ASC"],
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import mlflow_client
 from unitrain.errors import UnitrainError
 from unitrain.job.params import parse_job
 from unitrain.stores.catalog import DatasetCatalog
@@ -103,6 +104,6 @@ def test_a_study_in_rounds_keeps_the_best_models_and_learns_from_each_round(seed
     registry = ModelRegistry()
     started_from = {registry.get(m["model_id"]).run_id for m in second["trial_models"]}
     checkpoints = {
-        registry.client.get_run(r).data.tags["unitrain.checkpoint"] for r in started_from
+        mlflow_client().get_run(r).data.tags["unitrain.checkpoint"] for r in started_from
     }
     assert checkpoints == {str(first["model_id"])}

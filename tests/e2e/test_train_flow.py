@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.stores import experiment_id, mlflow_client, register_model
 from unitrain.errors import JobValidationError, UnitrainError
 from unitrain.stores.registry import ModelRegistry
 
@@ -56,14 +57,14 @@ def test_training_job_registers_its_model_with_everything_logged(flow_env):
     assert record.hyperparameters["epochs"] == 4 and record.hyperparameters["optimizer"] == "adam"
     assert record.metrics["validation_accuracy"] > 0.5
 
-    mlflow_run = registry.client.get_run(record.run_id)
+    mlflow_run = mlflow_client().get_run(record.run_id)
     assert mlflow_run.info.status == "FINISHED"
-    history = registry.client.get_metric_history(record.run_id, "training/loss")
+    history = mlflow_client().get_metric_history(record.run_id, "training/loss")
     assert [m.step for m in history] == [0, 1, 2, 3]
     assert history[-1].value < history[0].value
-    artifacts = {a.path for a in registry.client.list_artifacts(record.run_id, "model")}
+    artifacts = {a.path for a in mlflow_client().list_artifacts(record.run_id, "model")}
     assert {"model/model.pt", "model/MLmodel", "model/data"} <= artifacts
-    pictures = registry.client.list_artifacts(
+    pictures = mlflow_client().list_artifacts(
         record.run_id, "visualizations/predictions/validation"
     )
     assert [a.path.rsplit("/", 1)[-1] for a in pictures] == ["00004.png"]
@@ -91,7 +92,7 @@ def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
     ).result()["model_id"]
     registry = ModelRegistry()
     assert second > first
-    run_record = registry.client.get_run(registry.get(second).run_id)
+    run_record = mlflow_client().get_run(registry.get(second).run_id)
     assert run_record.data.tags["unitrain.checkpoint"] == str(first)
 
     import torch
@@ -101,12 +102,12 @@ def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
     del registry_tmp
 
     # The same name again is rejected before anything runs: no new MLflow run, no model.
-    runs_before = len(registry.client.search_runs([registry.experiment_id()]))
+    runs_before = len(mlflow_client().search_runs([experiment_id()]))
     state = run(name=name, dataset=1, hyperparameter={"epochs": 2})
     assert state.is_failed()
     with pytest.raises(JobValidationError, match="already finished"):
         state.result()
-    assert len(registry.client.search_runs([registry.experiment_id()])) == runs_before
+    assert len(mlflow_client().search_runs([experiment_id()])) == runs_before
     # ... unless the job continues itself, as scheduled retraining does.
     again = run(name=name, dataset=1, checkpoint="latest", hyperparameter={"epochs": 1})
     assert again.result()["model_id"] > second
@@ -126,8 +127,8 @@ def test_failing_plugin_marks_the_run_failed_and_registers_nothing(flow_env):
     with pytest.raises(UnitrainError, match="hidden_units=64; the job asks for 8"):
         state.result()
     assert len(registry.models()) == models_before
-    failed = registry.client.search_runs(
-        [registry.experiment_id()], filter_string=f"tags.`unitrain.job` = '{name}'"
+    failed = mlflow_client().search_runs(
+        [experiment_id()], filter_string=f"tags.`unitrain.job` = '{name}'"
     )
     assert [r.info.status for r in failed] == ["FAILED"]
 
@@ -197,13 +198,10 @@ def test_a_version_made_before_mlflow_models_still_resumes(flow_env):
     plain = Path(tempfile.mkdtemp()) / "plain"
     plain.mkdir()
     (registry.download(record.model_id, tempfile.mkdtemp()) / "model.pt").rename(plain / "model.pt")
-    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
-    old = registry.register(
-        run_id=run_id,
-        model_dir=plain,
-        job=record.job,
+    old = register_model(
+        record.job,
+        plain,
         plugin="digits_mlp",
-        dataset=1,
         hyperparameters=record.hyperparameters,
         metrics=record.metrics,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_train_flow import flow_artifacts, run
+from tests.stores import experiment_id, mlflow_client
 from unitrain.errors import UnitrainError
 from unitrain.stores.registry import ModelRegistry
 
@@ -43,7 +44,7 @@ def synthetic(name: str, **overrides):
 
 
 def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
-    from unitrain.job.plan import plan_job
+    from unitrain.planning import plan_job
     from unitrain.tune.dry_run import describe
 
     name = unique("e2e-random")
@@ -82,20 +83,20 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     for model in result["trial_models"]:
         record = registry.get(model["model_id"])
         assert record.trial_id == model["trial_id"] and record.best == (model is best)
-        child = registry.client.get_run(record.run_id)
+        child = mlflow_client().get_run(record.run_id)
         assert model["trial_id"] in child.info.run_name
         assert child.data.tags["unitrain.trial_id"] == model["trial_id"]
         assert child.data.params["learning_rate"] == str(model["config"]["learning_rate"])
-        history = registry.client.get_metric_history(record.run_id, "training/loss")
+        history = mlflow_client().get_metric_history(record.run_id, "training/loss")
         assert [m.step for m in history] == [0, 1]
-    parent_id = registry.client.get_run(registry.get(result["model_id"]).run_id).data.tags[
+    parent_id = mlflow_client().get_run(registry.get(result["model_id"]).run_id).data.tags[
         "mlflow.parentRunId"
     ]
-    parent = registry.client.get_run(parent_id)
+    parent = mlflow_client().get_run(parent_id)
     assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
-    chart = Path(registry.client.download_artifacts(parent_id, "tuning.png"))
+    chart = Path(mlflow_client().download_artifacts(parent_id, "tuning.png"))
     assert chart.read_bytes().startswith(b"\x89PNG")  # the objective over the trials
-    alias = registry.client.get_model_version_by_alias(registry.name, f"best-{name}")
+    alias = mlflow_client().get_model_version_by_alias(registry.name, f"best-{name}")
     assert int(alias.version) == result["model_id"]
     # The best trial's model loads with MLflow's own loader, by the job's alias.
     import mlflow.pyfunc
@@ -119,12 +120,12 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     assert bar[0].data == 100
     # The Prefect UI draws the DAG: each step is linked to the steps whose results it takes.
     assert upstream_steps(state.state_details.flow_run_id) == {
-        "validate_params": set(),
-        "prepare_dataset": {"validate_params"},
-        "tune": {"validate_params", "prepare_dataset"},
-        "log_trials": {"validate_params", "tune"},
-        "register_best_trial": {"validate_params", "tune"},
-        "upload_models": {"validate_params", "tune"},
+        "validate_job": set(),
+        "prepare_dataset": {"validate_job"},
+        "tune": {"validate_job", "prepare_dataset"},
+        "log_trials": {"validate_job", "tune"},
+        "mark_best_trial": {"validate_job", "tune"},
+        "upload_models": {"validate_job", "tune"},
     }
 
 
@@ -250,7 +251,7 @@ def test_max_concurrent_trials_is_honoured(flow_env):
     spans = sorted(
         (info.start_time, info.end_time)
         for info in (
-            registry.client.get_run(registry.get(m["model_id"]).run_id).info
+            mlflow_client().get_run(registry.get(m["model_id"]).run_id).info
             for m in result["trial_models"]
         )
     )
@@ -276,9 +277,8 @@ def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
     state = run(**synthetic(unique("e2e-asha"), hyperparameter={"steps": 4}, tune_config=config))
     assert state.is_completed(), state
     result = state.result()
-    registry = ModelRegistry()
-    runs = registry.client.search_runs(
-        [registry.experiment_id()],
+    runs = mlflow_client().search_runs(
+        [experiment_id()],
         filter_string=f"tags.`mlflow.parentRunId` = '{_parent_run(result)}'",
     )
     assert len(runs) == 8
@@ -293,7 +293,7 @@ def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
     assert (best["x"], best["y"]) == (0.3, 0.7)
 
     # Plots that explain the search: in the job's MLflow run, and as Prefect images.
-    plots = {a.path for a in registry.client.list_artifacts(_parent_run(result), "plots")}
+    plots = {a.path for a in mlflow_client().list_artifacts(_parent_run(result), "plots")}
     assert plots == {
         "plots/parallel_coordinates.png",
         "plots/parameter_importance.png",
@@ -315,7 +315,7 @@ def test_a_plugin_with_tune_runs_each_trial_through_it(flow_env):
     assert len(result["trial_models"]) == 4
     for model in result["trial_models"]:
         record = registry.get(model["model_id"])
-        history = registry.client.get_metric_history(record.run_id, "score")
+        history = mlflow_client().get_metric_history(record.run_id, "score")
         steps = sorted((m.step, m.value) for m in history)
         assert [step for step, _ in steps] == [0, 1, 1]  # two reports, then the final value
         assert steps[-1][1] == pytest.approx(model["metrics"]["score"])
@@ -324,7 +324,7 @@ def test_a_plugin_with_tune_runs_each_trial_through_it(flow_env):
 
 def _parent_run(result) -> str:
     registry = ModelRegistry()
-    child = registry.client.get_run(registry.get(result["model_id"]).run_id)
+    child = mlflow_client().get_run(registry.get(result["model_id"]).run_id)
     return child.data.tags["mlflow.parentRunId"]
 
 
@@ -364,8 +364,8 @@ def test_keep_models_registers_only_the_best_and_removes_the_other_models(flow_e
     assert len(kept) == 2
     registry = ModelRegistry()
     job_run = _parent_run(result)
-    runs = registry.client.search_runs(
-        [registry.experiment_id()], filter_string=f"tags.`mlflow.parentRunId` = '{job_run}'"
+    runs = mlflow_client().search_runs(
+        [experiment_id()], filter_string=f"tags.`mlflow.parentRunId` = '{job_run}'"
     )
     assert len(runs) == 6  # every trial keeps its run, parameters and metrics
     scores = sorted((r.data.metrics["score"] for r in runs), reverse=True)
@@ -383,7 +383,7 @@ def _job_of(result) -> str:
 
 def test_a_new_round_extends_the_study_and_keeps_its_best_when_nothing_beats_it(flow_env):
     from unitrain.errors import JobValidationError
-    from unitrain.job.plan import plan_job
+    from unitrain.planning import plan_job
     from unitrain.stores.registry import best_alias
 
     name = unique("e2e-study")
@@ -410,8 +410,7 @@ def test_a_new_round_extends_the_study_and_keeps_its_best_when_nothing_beats_it(
     assert result["model_id"] == best_so_far
     assert result["best_trial"]["trial_id"].startswith(f"{name}/")
     assert len(result["trial_models"]) == 1  # the new trial's model; the earlier ones stay
-    registry = ModelRegistry()
-    best_version = registry.client.get_model_version_by_alias("unitrain", best_alias(name))
+    best_version = mlflow_client().get_model_version_by_alias("unitrain", best_alias(name))
     assert int(best_version.version) == best_so_far
     artifacts = flow_artifacts(state.state_details.flow_run_id)
     rows = json.loads(
@@ -446,9 +445,9 @@ def test_short_trials_share_two_actors_instead_of_starting_a_worker_each(flow_en
 
     from ray import tune
 
-    from unitrain._compat import keep_starting_trial_actors
+    from unitrain._compat import install_search_patches
 
-    keep_starting_trial_actors()
+    install_search_patches(lambda name: False)
 
     def trainable(config):
         import time

@@ -66,7 +66,9 @@ def main() -> None:
                     "max_failures": 2,
                 },
             )
-        from unitrain.stores.registry import TAG, ModelRegistry
+        from tests.stores import mlflow_client
+        from unitrain.stores.mlflow_store import TAG
+        from unitrain.stores.registry import ModelRegistry
 
         registry = ModelRegistry()
         models = [registry.get(m["model_id"]) for m in result["trial_models"]]
@@ -79,7 +81,7 @@ def main() -> None:
                     "removed_node_ran_trials": bool(removed),
                     "kept_node": kept,
                     "model_nodes": [
-                        registry.client.get_run(m.run_id).data.tags[TAG.NODE] for m in models
+                        mlflow_client().get_run(m.run_id).data.tags[TAG.NODE] for m in models
                     ],
                 }
             )

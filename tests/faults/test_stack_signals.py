@@ -33,7 +33,7 @@ def test_a_sigterm_while_the_stack_starts_stops_it(tmp_path, report):
     for delay in DELAYS_S:
         home = tmp_path / f"home-{delay}"
         stack = subprocess.Popen(
-            [sys.executable, "-m", "unitrain.runtime.local_stack", "--port", str(_free_port())],
+            [sys.executable, "-m", "unitrain.runtime.stack_server", "--port", str(_free_port())],
             env=clean_environment(home),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

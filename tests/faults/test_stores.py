@@ -4,18 +4,15 @@ clear message, and running it again once the store is back finishes it."""
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.faults.helpers import Home, tuning_job, wait_for
+from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.faults
 
@@ -45,74 +42,6 @@ def test_a_held_sqlite_lock_is_waited_out(shared_home: Home, report):
     )
     assert len(registered) == len(set(registered)) == 4
     assert "database is locked" not in running.stderr
-
-
-class MlflowServer:
-    """A real ``mlflow server`` on a free port, which the test stops and starts."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{self.folder / 'mlflow.db'}",
-                "--default-artifact-root",
-                (self.folder / "artifacts").as_uri(),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=(self.folder / "server.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **_path_env()},
-            start_new_session=True,
-        )
-        wait_for(self.healthy, 120, "the MLflow server")
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        import os
-        import signal
-
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-            self.process = None
-
-    def registered_trials(self, job: str) -> list[str]:
-        response = httpx.get(
-            f"{self.url}/api/2.0/mlflow/model-versions/search",
-            params={"filter": "name = 'unitrain'", "max_results": 1000},
-            timeout=30,
-        )
-        versions = response.json().get("model_versions", [])
-        tags = [{t["key"]: t["value"] for t in v.get("tags", [])} for v in versions]
-        return [t["unitrain.trial_id"] for t in tags if t.get("unitrain.job") == job]
-
-
-def _path_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
 
 
 @pytest.mark.fault("the MLflow server stops for 10 s during a search")

@@ -1,7 +1,7 @@
 from types import SimpleNamespace
 
+from unitrain.reporting import trial_table
 from unitrain.tune.callback import TrialsLoggingCallback
-from unitrain.ui import trial_table
 
 
 def fake_trial(trial_id, **config):

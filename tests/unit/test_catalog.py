@@ -90,7 +90,7 @@ def test_a_bundled_dataset_can_take_another_id(home):
 )
 def test_a_job_names_catalogued_datasets_only(home, reference):
     from unitrain.errors import JobValidationError
-    from unitrain.job.plan import plan_job
+    from unitrain.planning import plan_job
 
     with pytest.raises(JobValidationError, match="never a path or URL"):
         plan_job({"name": "j", "dataset": reference, "hyperparameter": {"epochs": 1}})

@@ -1,9 +1,18 @@
-"""Every private Ray and Prefect API unitrain uses still exists and behaves as relied on.
+"""Every private API unitrain uses still exists and behaves as relied on, and each is left
+alone with a release its tests do not cover.
 
-When one of these fails after an upgrade, fix ``unitrain/_compat.py``.
+When one of these fails after an upgrade, fix ``unitrain/_compat.py`` and add the
+release to ``_compat.COVERED``.
 """
 
 from __future__ import annotations
+
+import ast
+import signal
+import sys
+from pathlib import Path
+
+import pytest
 
 from unitrain import _compat
 
@@ -32,7 +41,8 @@ def test_ray_preset_variants_resolve_a_point():
 
 
 def test_local_gpu_count_is_a_number():
-    assert _compat.local_gpu_count() >= 0
+    count = _compat.local_gpu_count()
+    assert count is not None and count >= 0
 
 
 def test_prefect_log_workers_can_be_drained():
@@ -63,7 +73,7 @@ def test_ray_tune_stops_forwarding_credentials(monkeypatch):
     monkeypatch.setattr(
         class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE) | aws
     )
-    _compat.stop_tune_forwarding_credentials(lambda name: "SECRET" in name or "KEY" in name)
+    _compat._stop_tune_forwarding_credentials(lambda name: "SECRET" in name or "KEY" in name)
     assert "AWS_SECRET_ACCESS_KEY" not in class_cache.ENV_VARS_TO_PROPAGATE
     assert "AWS_ACCESS_KEY_ID" not in class_cache.ENV_VARS_TO_PROPAGATE
     assert "AWS_SESSION_TOKEN" in class_cache.ENV_VARS_TO_PROPAGATE  # the predicate decides
@@ -124,9 +134,9 @@ def test_a_trial_with_a_starting_actor_leaves_a_free_actor_to_a_trial_without_on
 def test_ray_tune_keeps_starting_trial_actors():
     from ray.tune.execution.tune_controller import TuneController
 
-    _compat.keep_starting_trial_actors()
+    _compat._keep_starting_trial_actors()
     patched = TuneController._maybe_reuse_cached_actor
-    _compat.keep_starting_trial_actors()  # once per process
+    _compat._keep_starting_trial_actors()  # once per process
     assert TuneController._maybe_reuse_cached_actor is patched
     assert getattr(patched, "_unitrain", False)
     # the attributes the policy reads are the controller's own
@@ -150,8 +160,8 @@ def test_ray_tune_warns_only_of_result_files_it_could_not_read_for_another_reaso
     # the warning Ray gives when no trial wrote result files
     source = inspect.getsource(experiment_analysis.ExperimentAnalysis._fetch_trial_dataframes)
     assert "Failed to fetch metrics for" in source
-    _compat.quiet_missing_result_files()
-    _compat.quiet_missing_result_files()  # once is enough
+    _compat._quiet_missing_result_files()
+    _compat._quiet_missing_result_files()  # once is enough
     logger = experiment_analysis.logger
     assert sum(isinstance(f, _compat._MissingResultFiles) for f in logger.filters) == 1
     shown: list[str] = []
@@ -182,8 +192,8 @@ def test_a_flow_run_ends_without_joining_its_heartbeat_thread(monkeypatch):
 
     from prefect import flow_engine
 
-    _compat.end_flow_heartbeats_without_waiting()
-    _compat.end_flow_heartbeats_without_waiting()  # installed once
+    _compat.install_flow_patches()
+    _compat.install_flow_patches()  # installed once
     original = flow_engine._send_heartbeats._original
     assert not hasattr(original, "_original")
     assert "join_on_exit" in inspect.signature(original).parameters
@@ -217,3 +227,152 @@ def test_a_flow_run_ends_without_joining_its_heartbeat_thread(monkeypatch):
     assert thread.daemon and thread not in joined
     thread.join(timeout=10)  # it ends by itself within its second of sleep
     assert not thread.is_alive()
+
+
+def test_ray_starts_without_taking_the_sigterm_handler(monkeypatch):
+    import ray
+    import ray._private.utils as ray_utils
+
+    installed: list[object] = []
+    monkeypatch.setattr(ray_utils, "set_sigterm_handler", installed.append)
+
+    def init(**kwargs):  # what ray.init does with SIGTERM, without starting a cluster
+        ray_utils.set_sigterm_handler(lambda signum, frame: sys.exit(1))
+        return kwargs
+
+    monkeypatch.setattr(ray, "init", init)
+    before = signal.getsignal(signal.SIGTERM)
+    _compat.ray_init_keeping_sigterm(num_cpus=1)
+    assert installed == [] and signal.getsignal(signal.SIGTERM) is before
+    assert ray_utils.set_sigterm_handler == installed.append  # put back afterwards
+    assert "set_sigterm_handler" in Path(ray.__file__).with_name("_private").joinpath(
+        "worker.py"
+    ).read_text()
+
+
+def test_an_api_only_prefect_server_has_its_settings():
+    from prefect.settings import Settings
+
+    environment = _compat.prefect_api_only_environment()
+    assert environment["PREFECT_UI_ENABLED"] == "0"
+    assert {"PREFECT__SERVER_EPHEMERAL", "PREFECT__SERVER_FINAL"} <= set(environment)
+    fields = {name.lower() for name in Settings.model_fields["server"].annotation.model_fields}
+    assert {"ephemeral", "ui"} <= fields
+
+
+def test_tasks_in_ray_workers_run_between_their_set_up_and_clean_up(monkeypatch):
+    from prefect_ray import RayTaskRunner
+
+    calls: list[str] = []
+    monkeypatch.setattr(
+        RayTaskRunner, "_run_prefect_task", staticmethod(lambda *a, **k: calls.append("task"))
+    )
+    run = _compat.run_prefect_task_between(
+        lambda: calls.append("before"), lambda: calls.append("after")
+    )
+    run.__func__(task=None)
+    assert calls == ["before", "task", "after"]
+
+
+def test_hyperopt_learns_an_evaluated_point():
+    from ray import tune
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    space = HyperOptSearch.convert_search_space({"x": tune.uniform(0, 1)})
+    searcher = HyperOptSearch(space=space, metric="score", mode="max", random_state_seed=0)
+    assert _compat.hyperopt_add_evaluated(searcher, {"x": 0.25}, -0.5)
+    (trial,) = searcher._hpopt_trials.trials
+    assert trial["result"] == {"loss": -0.5, "status": "ok"}
+    assert trial["misc"]["vals"] == {"x": [0.25]}
+
+
+def test_a_command_exits_without_finalising_the_interpreter(tmp_path):
+    import subprocess
+
+    code = (
+        "import atexit, threading, time\n"
+        "from unitrain._compat import exit_now\n"
+        "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+        "t = threading.Thread(target=lambda: (time.sleep(0.3), print('thread done', flush=True)))\n"
+        "t.start()\n"
+        "exit_now(7)\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 7
+    assert done.stdout.splitlines() == ["thread done", "exit handler ran"]
+
+
+@pytest.mark.parametrize(
+    ("call", "package"),
+    [
+        (lambda: _compat.install_flow_patches(), "prefect"),
+        (lambda: _compat.local_gpu_count(), "ray"),
+        (lambda: _compat.set_tuner_stopper(None, None), "ray"),
+        (lambda: _compat.hyperopt_add_evaluated(None, {}, 0.0), "hyperopt"),
+        (lambda: _compat._keep_starting_trial_actors(), "ray"),
+    ],
+)
+def test_a_release_the_tests_do_not_cover_is_left_alone_with_one_warning(
+    monkeypatch, call, package
+):
+    monkeypatch.setitem(_compat.COVERED, package, frozenset({"0.0"}))
+    monkeypatch.setattr(_compat, "_WARNED", set())
+    with pytest.warns(RuntimeWarning, match=f"tested with {package} 0.0"):
+        result = call()
+    assert result in (None, False)
+    with warnings_as_errors():
+        call()  # once is enough
+
+
+def warnings_as_errors():
+    import warnings
+
+    context = warnings.catch_warnings()
+
+    class Manager:
+        def __enter__(self):
+            context.__enter__()
+            warnings.simplefilter("error")
+
+        def __exit__(self, *exc):
+            return context.__exit__(*exc)
+
+    return Manager()
+
+
+def test_outside_the_covered_pythons_a_command_exits_as_usual(monkeypatch):
+    monkeypatch.setitem(_compat.COVERED, "python", frozenset({"2.7"}))
+    monkeypatch.setattr(_compat, "_WARNED", set())
+    with pytest.warns(RuntimeWarning), pytest.raises(SystemExit) as exited:
+        _compat.exit_now(3)
+    assert exited.value.code == 3
+
+
+PRIVATE_CALLS = {("threading", "_shutdown"), ("atexit", "_run_exitfuncs")}
+LIBRARIES = ("ray", "prefect", "prefect_ray", "mlflow", "hyperopt", "optuna", "bayes_opt")
+
+
+def test_no_module_but_compat_reaches_into_a_library_s_private_parts():
+    root = Path(_compat.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "_compat.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                private = any(p.startswith("_") for p in parts) or any(
+                    a.name.startswith("_") for a in node.names
+                )
+                if parts[0] in LIBRARIES and private:
+                    found.append(where)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if (node.value.id, node.attr) in PRIVATE_CALLS:
+                    found.append(where)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value.startswith("PREFECT__"):
+                    found.append(where)
+    assert found == []

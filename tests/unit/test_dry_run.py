@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unitrain.job.plan import plan_job
+from unitrain.planning import plan_job
 from unitrain.tune.dry_run import describe, sample_configurations
 
 
@@ -70,7 +70,7 @@ def test_describe_states_trials_resources_and_resolved_q(home):
 def test_a_seeded_extension_shows_the_draws_it_will_make_not_the_earlier_rounds(home):
     import dataclasses
 
-    from unitrain.tune.study import EarlierTrial
+    from unitrain.job.records import EarlierTrial
 
     earlier = tuple(
         EarlierTrial("before", f"t{i}", {"x": 0.5, "label": "a"}, {"score": 0.5}, i + 1, "r", 0.0)

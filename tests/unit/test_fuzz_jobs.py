@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from unitrain.errors import JobValidationError, NotFoundError
 from unitrain.job.params import parse_job
-from unitrain.job.plan import plan_job
+from unitrain.planning import plan_job
 from unitrain.stores.catalog import DatasetCatalog
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -141,13 +141,8 @@ class FakeRegistry:
     def best_of(self, job: str) -> int | None:
         return None
 
-    def experiment_id(self) -> str:
-        return "0"
-
-    class client:  # noqa: N801 (stands in for the registry's MLflow client)
-        @staticmethod
-        def search_runs(*args: Any, **kwargs: Any) -> list[Any]:
-            return []  # no earlier search to extend
+    #: the studies are read from the (empty) store of the test's home
+    store = None
 
 
 def plan_or_refuse(document: Any) -> None:

@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import time
 
+from tests.stores import mlflow_client, new_run, register_model
 from unitrain.cli import main
 from unitrain.stores.job_state import JobFolder, JobRecord
 from unitrain.stores.registry import ModelRegistry
@@ -26,18 +27,10 @@ def record(name: str, mode: str, state: str, started: float, run_id: str = "") -
 
 
 def register(registry: ModelRegistry, job: str, run_id: str, score: float, tmp_path) -> int:
-    folder = tmp_path / f"model-{job}-{score}"
-    folder.mkdir()
-    (folder / "model.txt").write_text("weights")
-    return registry.register(
+    return register_model(
+        job, tmp_path / f"model-{job}-{score}", plugin="synthetic", metrics={"score": score},
         run_id=run_id,
-        model_dir=folder,
-        job=job,
-        plugin="synthetic",
-        dataset=1,
-        hyperparameters={},
-        metrics={"score": score},
-    )
+    )  # fmt: skip
 
 
 def _hold(name: str, ready, release) -> None:
@@ -48,7 +41,7 @@ def _hold(name: str, ready, release) -> None:
 
 def test_jobs_are_listed_newest_first_with_state_duration_and_models(home, tmp_path, capsys):
     registry = ModelRegistry()
-    run = registry.client.create_run(registry.experiment_id()).info.run_id
+    run = new_run()
     record("older", "training", "finished", 1_000.0, run_id=run)
     first = register(registry, "older", run, 0.5, tmp_path)
     second = register(registry, "older", run, 0.7, tmp_path)
@@ -85,9 +78,8 @@ def test_jobs_are_listed_newest_first_with_state_duration_and_models(home, tmp_p
 
 
 def test_one_job_shows_its_links_and_trial_table(home, tmp_path, capsys):
-    registry = ModelRegistry()
-    run = registry.client.create_run(registry.experiment_id()).info.run_id
-    registry.client.log_dict(
+    run = new_run()
+    mlflow_client().log_dict(
         run,
         {"trials": {"t1": {"status": "TERMINATED", "score": 0.9}}, "best_trial": "t1"},
         "trials.json",

@@ -2,28 +2,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import register_model as publish
 from unitrain.errors import JobValidationError
-from unitrain.job.plan import TuningPlan, plan_job
+from unitrain.job.plan import TuningPlan
+from unitrain.planning import plan_job
 from unitrain.stores.job_state import JobFolder, JobRecord
-from unitrain.stores.registry import ModelRegistry
 
 PARAMS = {"name": "job", "dataset": 1, "hyperparameter": {"epochs": 1}}
 
 
 def register_model(job: str, tmp_path: Path) -> int:
-    registry = ModelRegistry()
-    run = registry.client.create_run(registry.experiment_id())
-    (tmp_path / "m").mkdir(exist_ok=True)
-    (tmp_path / "m" / "f").write_text("x")
-    return registry.register(
-        run_id=run.info.run_id,
-        model_dir=tmp_path / "m",
-        job=job,
-        plugin="digits_mlp",
-        dataset=1,
-        hyperparameters={},
-        metrics={},
-    )
+    return publish(job, tmp_path / f"m-{job}", plugin="digits_mlp")
 
 
 def test_plan_fills_plugin_defaults(home):

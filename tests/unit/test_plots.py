@@ -9,7 +9,7 @@ import random
 import pytest
 from PIL import Image
 
-from unitrain.job.plan import plan_job
+from unitrain.planning import plan_job
 from unitrain.tune.results import TrialOutcome
 from unitrain.ui.plots import importance, search_plots
 

@@ -1,27 +1,27 @@
 import numpy as np
 
+from tests.stores import mlflow_client, new_run
 from unitrain.plugin_api import TrainRun
 from unitrain.run_sinks import FolderSink, MlflowSink, read_metrics
-from unitrain.stores.registry import ModelRegistry
+from unitrain.stores.runs import RunStore
 
 
 def test_metrics_and_images_land_in_mlflow(home):
-    registry = ModelRegistry()
-    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
-    run = TrainRun(sink=MlflowSink(run_id, registry.tracking_uri))
+    run_id = new_run()
+    run = TrainRun(sink=MlflowSink(run_id, RunStore()))
     for epoch, loss in enumerate([0.9, 0.5, 0.2]):
         run.log_metric("training", "loss", loss, epoch=epoch)
     run.log_visualization("predictions", "validation", 2, np.zeros((8, 8, 3), dtype=np.uint8))
     run.log_message("hello")
     run.close()
-    history = registry.client.get_metric_history(run_id, "training/loss")
+    history = mlflow_client().get_metric_history(run_id, "training/loss")
     assert [(m.step, m.value) for m in history] == [(0, 0.9), (1, 0.5), (2, 0.2)]
     files = [
         f.path
-        for f in registry.client.list_artifacts(run_id, "visualizations/predictions/validation")
+        for f in mlflow_client().list_artifacts(run_id, "visualizations/predictions/validation")
     ]
     assert files == ["visualizations/predictions/validation/00002.png"]
-    assert "messages.log" in [f.path for f in registry.client.list_artifacts(run_id)]
+    assert "messages.log" in [f.path for f in mlflow_client().list_artifacts(run_id)]
 
 
 def test_log_trials_keeps_four_metric_columns():
@@ -63,16 +63,15 @@ def test_report_records_metrics_and_forwards_them():
 
 
 def test_report_in_training_mode_is_recorded_only(home):
-    registry = ModelRegistry()
-    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
-    run = TrainRun(sink=MlflowSink(run_id, registry.tracking_uri))
+    run_id = new_run()
+    run = TrainRun(sink=MlflowSink(run_id, RunStore()))
     for epoch in range(3):
         run.report({"loss": 1.0 / (epoch + 1)}, epoch=epoch)
     run.close(final_metrics={"loss": 1 / 3, "accuracy": 0.9})
-    history = registry.client.get_metric_history(run_id, "loss")
+    history = mlflow_client().get_metric_history(run_id, "loss")
     # the final value, already reported at its step, is not logged a second time
     assert [(m.step, round(m.value, 3)) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.333)]
-    assert registry.client.get_run(run_id).data.metrics["accuracy"] == 0.9
+    assert mlflow_client().get_run(run_id).data.metrics["accuracy"] == 0.9
 
 
 def test_a_trial_run_writes_into_its_folder_for_the_driver(tmp_path):

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from unitrain.job.plan import plan_job
+from tests.stores import mlflow_client, new_run
+from unitrain.planning import plan_job
 from unitrain.plugin_runner import PluginCall, PluginError, normalise_result, run_plugin
 from unitrain.run_sinks import MlflowSink
 from unitrain.stores.catalog import DatasetCatalog
 from unitrain.stores.registry import ModelRegistry
+from unitrain.stores.runs import RunStore
 
 
 def test_return_values_are_normalised():
@@ -48,12 +50,12 @@ def call_for(tmp_path: Path, *, trial_id=None, metric="objective", required="", 
     plan = plan_job({"name": "job", "dataset": 1, "hyperparameter": {}}, "fake")
     catalog = DatasetCatalog()
     registry = ModelRegistry()
-    run_id = registry.client.create_run(registry.experiment_id()).info.run_id
+    run_id = new_run()
     call = PluginCall(
         plan=plan,
         dataset=catalog.prepare(catalog.get(1)),
         hyperparameter={"lr": 0.1},
-        sink=MlflowSink(run_id, registry.tracking_uri),
+        sink=MlflowSink(run_id, RunStore()),
         output=tmp_path / "model",
         metric=metric,
         required_metric=required,
@@ -80,7 +82,7 @@ def test_a_number_returned_in_training_mode_is_kept(home, tmp_path, fake_plugin)
     assert result.model_dir == str(tmp_path / "model")
     # the saved folder is an MLflow Model (the generic wrapper names the plugin)
     assert "unitrain_plugin: fake" in (tmp_path / "model" / "MLmodel").read_text()
-    mlflow_run = registry.client.get_run(run_id)
+    mlflow_run = mlflow_client().get_run(run_id)
     assert mlflow_run.data.metrics["objective"] == 0.75
     assert mlflow_run.data.params["lr"] == "0.1"
 
@@ -102,7 +104,7 @@ def test_a_failing_plugin_says_why_and_keeps_what_it_logged(home, tmp_path, fake
     with pytest.raises(PluginError, match="plugin 'fake' failed: RuntimeError: out of patience"):
         run_plugin(call)
     # what the plugin logged before it failed is kept
-    assert [m.value for m in registry.client.get_metric_history(run_id, "training/loss")] == [0.5]
+    assert [m.value for m in mlflow_client().get_metric_history(run_id, "training/loss")] == [0.5]
 
 
 def test_a_stopped_plugin_is_not_a_failed_one(home, tmp_path, fake_plugin):
@@ -135,7 +137,7 @@ def test_reports_go_to_mlflow_and_to_the_reporter(home, tmp_path, fake_plugin):
     result = run_plugin(call)
     assert [r["score"] for r in sent] == [0.0, 0.1, 0.2] and sent[-1]["epoch"] == 2
     assert result.metrics == {"score": 0.2}
-    history = registry.client.get_metric_history(run_id, "score")
+    history = mlflow_client().get_metric_history(run_id, "score")
     assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 0.1), (2, 0.2)]
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from unitrain.ui import progress as progress_module
-from unitrain.ui.progress import WEIGHTS, JobProgress
+from unitrain.reporting import progress as progress_module
+from unitrain.reporting.progress import WEIGHTS, JobProgress
 
 
 def test_weights_sum_to_100():

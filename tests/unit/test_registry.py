@@ -2,24 +2,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores import mlflow_client, register_model
 from unitrain.errors import NotFoundError
+from unitrain.stores import writers
+from unitrain.stores.client_writer import ClientWriter
+from unitrain.stores.mlflow_store import MlflowStore
 from unitrain.stores.registry import ModelRegistry, best_alias
 
 
 def register(registry: ModelRegistry, tmp_path: Path, job: str, trial: str = "") -> int:
-    run = registry.client.create_run(registry.experiment_id(), run_name=job)
-    model = tmp_path / f"model-{job}-{trial}"
-    model.mkdir()
-    (model / "weights.bin").write_bytes(b"\x00\x01")
-    return registry.register(
-        run_id=run.info.run_id,
-        model_dir=model,
-        job=job,
-        plugin="p",
-        dataset=1,
+    return register_model(
+        job,
+        tmp_path / f"model-{job}-{trial}",
+        trial=trial,
         hyperparameters={"lr": 0.1},
         metrics={"accuracy": 0.9},
-        trial_id=trial,
     )
 
 
@@ -58,7 +55,7 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
     model_id = register(registry, tmp_path, "tuned job")
     registry.mark_best(model_id, "tuned job")
     assert registry.get(model_id).best
-    alias = registry.client.get_model_version_by_alias(registry.name, best_alias("tuned job"))
+    alias = mlflow_client().get_model_version_by_alias(registry.name, best_alias("tuned job"))
     assert int(alias.version) == model_id
     assert best_alias("tuned-job") == "best-tuned-job"
     assert best_alias("tuned job") != best_alias("tuned_job")
@@ -67,8 +64,10 @@ def test_mark_best_sets_tag_and_alias(home, tmp_path):
 @pytest.fixture(params=["sql", "client"])
 def marking(request, monkeypatch):
     """Marking the best through direct SQL (SQLite stores) and through MLflow's client."""
+    monkeypatch.setattr(writers, "_CHOSEN", {})
     if request.param == "client":
-        monkeypatch.setattr("unitrain.stores.registry.writes_directly", lambda uri: False)
+        store = MlflowStore()
+        writers._CHOSEN[store.tracking_uri] = ClientWriter(store)
     return request.param
 
 
@@ -85,10 +84,10 @@ def test_a_job_has_one_best_model_and_other_jobs_keep_theirs(home, tmp_path, mar
     registry.mark_best(second, "job")  # again: still one tag, one alias
     assert [registry.get(i).best for i in (first, second, other)] == [False, True, True]
     assert registry.best_of("job") == second and registry.best_of("other job") == other
-    version = registry.client.get_model_version(registry.name, str(second))
+    version = mlflow_client().get_model_version(registry.name, str(second))
     assert version.tags["unitrain.best"] == "true"
     assert version.aliases == [best_alias("job")]
-    model = registry.client.get_registered_model(registry.name)
+    model = mlflow_client().get_registered_model(registry.name)
     assert model.aliases == {best_alias("job"): second, best_alias("other job"): other}
 
 

@@ -1,4 +1,4 @@
-"""Each distribution: its validation, its membership test, its default q, its backends."""
+"""Each distribution: its validation, its membership test, its default q, its numeric box."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from unitrain.job.search_space import (
@@ -23,14 +21,6 @@ from unitrain.job.search_space import (
     RandN,
     parse_entry,
 )
-
-DRAWS = 400
-
-
-def draws(entry: dict, size: int = DRAWS) -> np.ndarray:
-    domain = parse_entry(entry).to_ray()
-    return np.asarray(domain.sample(size=size, random_state=np.random.default_rng(0)))
-
 
 # -- validation and defaults -------------------------------------------------------
 
@@ -135,75 +125,6 @@ def test_traits_say_what_some_searchers_cannot_express():
     assert "quantised_log" not in QLogRandInt(name="q", min=1, max=10, base=2).traits
     assert "quantised_log" in QLogRandInt(name="q", min=2, max=10, base=2, q=2).traits
     assert Choice(name="c", options=[1]).traits == frozenset()
-
-
-# -- Ray Tune domains: every draw is a member ----------------------------------------------------
-
-int_ranges = st.tuples(st.integers(1, 500), st.integers(0, 60)).map(lambda t: (t[0], t[0] + t[1]))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    bounds=int_ranges,
-    q=st.integers(1, 7),
-    kind=st.sampled_from(["randint", "qrandint", "lograndint", "qlograndint"]),
-)
-def test_integer_draws_are_members(bounds, q, kind):
-    low, high = bounds
-    entry = {"name": "n", "type": kind, "min": low, "max": high}
-    if "log" in kind:
-        entry["base"] = 2
-    if kind.startswith("q"):
-        if (high // q) * q < low:  # no multiple of q in range: validation rejects it
-            return
-        entry["q"] = q
-    parsed = parse_entry(entry)
-    values = draws(entry)
-    assert all(parsed.contains(int(v)) for v in values)
-    assert values.min() >= low and values.max() <= high
-    if kind.startswith("q"):
-        assert np.all(values % q == 0)
-
-
-@pytest.mark.parametrize("kind", ["randint", "qrandint", "lograndint", "qlograndint"])
-def test_integer_max_is_included(kind):
-    entry = {"name": "n", "type": kind, "min": 5, "max": 7}
-    if "log" in kind:
-        entry["base"] = 2
-    assert set(draws(entry, 2000)) == {5, 6, 7}
-
-
-float_ranges = st.tuples(
-    st.floats(1e-4, 10, allow_nan=False), st.floats(1e-3, 100, allow_nan=False)
-).map(lambda t: (t[0], t[0] + t[1]))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    bounds=float_ranges, kind=st.sampled_from(["uniform", "quniform", "loguniform", "qloguniform"])
-)
-def test_float_draws_stay_in_min_max(bounds, kind):
-    low, high = bounds
-    entry = {"name": "x", "type": kind, "min": low, "max": high}
-    if "log" in kind:
-        entry["base"] = 10
-    values = draws(entry)
-    tolerance = 1e-9 * high
-    assert values.min() >= low - tolerance and values.max() <= high + tolerance
-
-
-def test_quantised_float_draws_are_members():
-    entry = {"name": "lr", "type": "quniform", "min": 0.0001, "max": 0.01, "q": 0.0001}
-    parsed = parse_entry(entry)
-    assert all(parsed.contains(float(v)) for v in draws(entry))
-
-
-def test_grid_and_choice_markers():
-    assert GridSearch(name="b", options=[16, 32]).to_ray() == {"grid_search": [16, 32]}
-    assert set(draws({"name": "o", "type": "choice", "options": ["adam", "sgd"]})) == {
-        "adam",
-        "sgd",
-    }
 
 
 # -- the numeric box model-based searchers use ------------------------------------------------

@@ -1,7 +1,8 @@
-from unitrain.job.plan import plan_job
+from unitrain.planning import plan_job
 from unitrain.ui.summary import (
     MAX_CHART_ROWS,
     MAX_MODEL_ROWS,
+    SearchReport,
     TrialPoint,
     objective_chart,
     render_summary,
@@ -52,13 +53,18 @@ def test_tuning_summary_links_models_and_runs(home, monkeypatch):
         metrics={"score": 0.99},
         experiment_id="1",
         run_id="abc",
-        trials=[TrialPoint("t1", 1, 0.5, 6, "r1"), TrialPoint("t2", 2, 0.99, 7, "abc")],
+        search=SearchReport(
+            plan.objective,
+            [TrialPoint("t1", 1, 0.5, 6, "r1"), TrialPoint("t2", 2, 0.99, 7, "abc")],
+            stopped="all 2 trials ran",
+        ),
     )
     assert "# Job `t`: model 7" in text
     assert "[model 7](http://mlflow.example:5000/#/models/unitrain/versions/7)" in text
     assert "[MLflow run](http://mlflow.example:5000/#/experiments/1/runs/abc)" in text
     assert "| x | 0.3 |" in text and "| score | 0.99 |" in text
     assert "## score per trial" in text
+    assert "- the search stopped: all 2 trials ran" in text
 
 
 def test_a_thousand_trials_give_a_summary_of_bounded_size_best_models_first(home):
@@ -73,7 +79,9 @@ def test_a_thousand_trials_give_a_summary_of_bounded_size_best_models_first(home
     assert rows[-1].split("|")[2].strip() == "`t999`"  # the last trial closes the chart
     assert sum("new best" in row for row in rows) == 10
     result = {"model_id": 901, "best_trial": {"trial_id": "t900", "config": {}}, "trial_models": []}
-    text = render_summary(tuning_plan(), result, metrics={"score": 9.5}, trials=points)
+    plan = tuning_plan()
+    search = SearchReport(plan.objective, points)
+    text = render_summary(plan, result, metrics={"score": 9.5}, search=search)
     models = [line for line in text.splitlines() if "[model " in line and line.startswith("| `")]
     assert len(models) == MAX_MODEL_ROWS
     assert models[0].startswith("| `t900` |")  # the best first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unitrain.job.plan import plan_job
+from unitrain.planning import plan_job
 from unitrain.ui.terminal import Snapshot, render
 
 

@@ -1,4 +1,4 @@
-from unitrain.ui.trial_table import MAX_ROWS, TrialTable, artifact_key
+from unitrain.reporting.trial_table import MAX_ROWS, TrialTable, artifact_key
 
 
 def table(n: int, mode: str = "max", running: int = 0) -> TrialTable:

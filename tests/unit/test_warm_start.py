@@ -7,9 +7,9 @@ import statistics
 import pytest
 
 from unitrain.job.params import TuneConfig
+from unitrain.job.records import EarlierTrial
 from unitrain.job.search_space import parse_entry
 from unitrain.tune.searchers import build_search_alg
-from unitrain.tune.study import EarlierTrial
 
 SPACE = [
     parse_entry({"name": "x", "type": "uniform", "min": 0, "max": 1}),

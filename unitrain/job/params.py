@@ -17,7 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unitrain.errors import JobValidationError
+from unitrain.job.algorithms import SCHEDULERS, SEARCH_ALGORITHMS
 from unitrain.job.names import check_job_name, encode_job_name
+from unitrain.job.objective import Objective
 from unitrain.job.search_space import SearchSpaceEntry
 from unitrain.settings import settings
 
@@ -39,7 +41,7 @@ LATEST = "latest"
 BEST = "best"
 
 
-def _known_name(value: str, kind: str, known: list[str]) -> str:
+def _known_name(value: str, kind: str, known: tuple[str, ...]) -> str:
     normalised = value.strip().lower()
     if normalised not in known:
         raise ValueError(f"unknown {kind} {value!r}; supported: {', '.join(known)}")
@@ -60,9 +62,7 @@ class SearchAlgConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        from unitrain.tune.searchers import SEARCH_ALGORITHMS
-
-        return _known_name(value, "search algorithm", list(SEARCH_ALGORITHMS))
+        return _known_name(value, "search algorithm", SEARCH_ALGORITHMS)
 
 
 class SchedulerConfig(_Strict):
@@ -74,9 +74,7 @@ class SchedulerConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        from unitrain.tune.schedulers import SCHEDULERS
-
-        return _known_name(value, "scheduler", list(SCHEDULERS))
+        return _known_name(value, "scheduler", SCHEDULERS)
 
 
 class StopConfig(_Strict):
@@ -118,6 +116,11 @@ class TuneConfig(_Strict):
     keep_models: int | None = Field(default=None, ge=1, le=1_000_000)
     #: a finished tuning job whose trials this search continues (its own name: a new round)
     extend: str | None = None
+
+    @property
+    def objective(self) -> Objective:
+        """The metric and its direction, the one place trials are compared."""
+        return Objective(self.metric, self.mode)
 
     @field_validator("extend")
     @classmethod

@@ -3,18 +3,17 @@
 Each distribution validates its own rule when it is built (every error names
 the offending key), and owns its behaviour: the range it samples from
 (:attr:`Distribution.bounds`), whether a value could be drawn from it
-(:meth:`Distribution.rejects`), its default ``q``, and its conversion into each
-backend: a Ray Tune domain (:meth:`Distribution.to_ray`, which Ray's HyperOpt
-and Optuna converters take from there) and a numeric box for model-based
-searchers (:meth:`Distribution.internal_bounds` and friends). Searchers ask
-the distribution; they do not switch on its type.
+(:meth:`Distribution.rejects`), its default ``q``, and a numeric box for
+model-based searchers (:meth:`Distribution.internal_bounds` and friends).
+Turning an entry into a Ray Tune domain is ``unitrain.tune.ray_space``'s, the
+one converter for that library: the job itself knows nothing of Ray.
 
 Conventions users can rely on:
 
 - ``min``/``max`` and ``options`` (never ``lower``/``upper`` or ``values``).
 - Integer types (``randint``, ``qrandint``, ``lograndint``, ``qlograndint``)
   include ``max``: ``{"type": "randint", "min": 5, "max": 15}`` can give 15.
-  (Ray's own integer domains exclude it; :meth:`to_ray` adds one.)
+  (Ray's own integer domains exclude it; ``unitrain.tune.ray_space`` adds one.)
 - ``q`` is optional. Integers default to ``q = 1``; floats default to a power
   of ten that gives at least 100 steps over the range (for ``qloguniform``
   also no larger than ``min``; for ``qrandn``: ``sd / 100``, rounded down to a
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 __all__ = [
     "Distribution",
+    "Range",
     "Uniform",
     "QUniform",
     "LogUniform",
@@ -123,11 +123,7 @@ class Distribution(BaseModel):
         shown = self.model_dump()
         return shown
 
-    # -- backends -----------------------------------------------------------
-
-    def to_ray(self) -> Any:
-        """The entry as a Ray Tune domain (or a ``grid_search`` marker)."""
-        raise NotImplementedError(f"{self.type_name} has no Ray Tune domain")
+    # -- the numeric box of model-based searchers ---------------------------
 
     def internal_bounds(self) -> tuple[Any, ...]:
         """A box for model-based searchers: ``(low, high)`` or ``(low, high, int)``."""
@@ -145,7 +141,7 @@ class Distribution(BaseModel):
 # -- ranges -------------------------------------------------------------------
 
 
-class _Range(Distribution):
+class Range(Distribution):
     """A number between ``min`` and ``max``, possibly quantised, possibly on a log scale."""
 
     INTEGER: ClassVar[bool] = False
@@ -155,7 +151,7 @@ class _Range(Distribution):
     max: float
 
     @model_validator(mode="after")
-    def _valid_range(self) -> _Range:
+    def _valid_range(self) -> Range:
         for key in ("min", "max"):
             if abs(getattr(self, key)) > _MAX_MAGNITUDE:
                 raise ValueError(f"{key} must be within +-1e300, got {key}={getattr(self, key)}")
@@ -242,23 +238,7 @@ class _Range(Distribution):
             shown["sampled_between"] = list(self.bounds)
         return shown
 
-    # -- backends -----------------------------------------------------------
-
-    def to_ray(self) -> Any:
-        from ray import tune
-
-        low, high = self.bounds
-        q = self.effective_q
-        if self.INTEGER:
-            # Ray's integer domains exclude the upper bound, except quantised ones
-            # with q > 1 (rounding to a multiple of q reaches it).
-            if q is None or q == 1:
-                return (tune.lograndint if self.LOG else tune.randint)(low, high + 1)
-            return (tune.qlograndint if self.LOG else tune.qrandint)(low, high, int(q))
-        if q is None:
-            return (tune.loguniform if self.LOG else tune.uniform)(low, high)
-        # The snapped bounds keep a rounded sample inside [min, max].
-        return (tune.qloguniform if self.LOG else tune.quniform)(low, high, q)
+    # -- the numeric box of model-based searchers ---------------------------
 
     def internal_bounds(self) -> tuple[Any, ...]:
         low, high = self.bounds
@@ -288,13 +268,13 @@ def _shown(number: float) -> str:
     return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else str(number)
 
 
-class Uniform(_Range):
+class Uniform(Range):
     """A float drawn uniformly from ``[min, max]``."""
 
     type: Literal["uniform"] = "uniform"
 
 
-class QUniform(_Range):
+class QUniform(Range):
     """A uniform float rounded to a multiple of ``q``."""
 
     type: Literal["quniform"] = "quniform"
@@ -307,7 +287,7 @@ class QUniform(_Range):
         return _power_of_ten_at_most((self.max - self.min) / 100)
 
 
-class LogUniform(_Range):
+class LogUniform(Range):
     """A float whose logarithm in ``base`` is uniform over ``[log min, log max]``."""
 
     LOG = True
@@ -315,7 +295,7 @@ class LogUniform(_Range):
     base: float
 
 
-class QLogUniform(_Range):
+class QLogUniform(Range):
     """A log-uniform float rounded to a multiple of ``q``."""
 
     LOG = True
@@ -330,7 +310,7 @@ class QLogUniform(_Range):
         return _power_of_ten_at_most(min(self.min, (self.max - self.min) / 100))
 
 
-class RandInt(_Range):
+class RandInt(Range):
     """An integer drawn uniformly from ``[min, max]``, both included."""
 
     INTEGER = True
@@ -339,7 +319,7 @@ class RandInt(_Range):
     max: int
 
 
-class QRandInt(_Range):
+class QRandInt(Range):
     """An integer from ``[min, max]`` (both included) that is a multiple of ``q``."""
 
     INTEGER = True
@@ -353,7 +333,7 @@ class QRandInt(_Range):
         return self.q if self.q is not None else 1
 
 
-class LogRandInt(_Range):
+class LogRandInt(Range):
     """An integer from ``[min, max]`` (both included), drawn on a log scale."""
 
     INTEGER = True
@@ -364,7 +344,7 @@ class LogRandInt(_Range):
     base: float
 
 
-class QLogRandInt(_Range):
+class QLogRandInt(Range):
     """A log-scaled integer from ``[min, max]`` that is a multiple of ``q``."""
 
     INTEGER = True
@@ -423,11 +403,6 @@ class RandN(Distribution):
                 shown["q_defaulted"] = True
         return shown
 
-    def to_ray(self) -> Any:
-        from ray import tune
-
-        return tune.randn(self.mean, self.sd)
-
 
 class QRandN(RandN):
     """A normal float rounded to a multiple of ``q``."""
@@ -446,11 +421,6 @@ class QRandN(RandN):
     @property
     def effective_q(self) -> float:
         return self.q if self.q is not None else _power_of_ten_at_most(self.sd / 100)
-
-    def to_ray(self) -> Any:
-        from ray import tune
-
-        return tune.qrandn(self.mean, self.sd, self.effective_q)
 
 
 # -- lists --------------------------------------------------------------------
@@ -473,11 +443,6 @@ class Choice(_Options):
 
     type: Literal["choice"] = "choice"
 
-    def to_ray(self) -> Any:
-        from ray import tune
-
-        return tune.choice(self.options)
-
     # options may be any JSON value: model-based searchers see an index
     def internal_bounds(self) -> tuple[Any, ...]:
         return (0, len(self.options) - 1, int)
@@ -498,11 +463,6 @@ class GridSearch(_Options):
     @property
     def grid_points(self) -> int:
         return len(self.options)
-
-    def to_ray(self) -> Any:
-        from ray import tune
-
-        return tune.grid_search(self.options)
 
 
 SearchSpaceEntry = Annotated[

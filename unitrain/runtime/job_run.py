@@ -4,9 +4,10 @@
 job's name (a lock the kernel drops with the process), ends what a crashed
 earlier run of the job left behind (Prefect flow runs still RUNNING become
 Crashed, MLflow runs still RUNNING become KILLED), decides whether this run
-resumes an unfinished one, and records how the run ended: ``finished``,
-``failed`` or ``interrupted`` (Ctrl-C, SIGTERM, a cancellation), ending the
-job's MLflow runs accordingly.
+resumes an unfinished one, opens the job's MLflow run (a resumed job
+continues its own), and records how the run ended: ``finished``, ``failed``
+or ``interrupted`` (Ctrl-C, SIGTERM, a cancellation), ending the job's MLflow
+runs accordingly.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.job.plan import JobPlan
+from unitrain.job.study import JOB_FILE, job_file
+from unitrain.reporting.logs import run_logger
+from unitrain.runtime.prefect_server import mark_crashed_runs
+from unitrain.runtime.ray_cluster import reap_orphaned_ray
 from unitrain.stores.job_state import JobFolder, JobRecord
-from unitrain.stores.registry import TAG, ModelRegistry
-from unitrain.tune.study import JOB_FILE, job_file
+from unitrain.stores.mlflow_store import TAG, MlflowStore
+from unitrain.stores.runs import RunStore
 
 __all__ = ["JobRun", "job_run", "end_leftovers"]
 
@@ -48,21 +53,16 @@ class JobRun:
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    from unitrain.plugin_api import run_logger
-
     return run_logger()
 
 
 def end_leftovers(job: str, *, flow_run_id: str | None, status: str = "KILLED") -> None:
     """End what runs of ``job`` that are gone left RUNNING (call it holding the name)."""
-    registry = ModelRegistry(store_retry_s=_CLEANUP_RETRY_S)
-    ended = registry.end_stale_runs(job, status)
+    runs = RunStore(MlflowStore(store_retry_s=_CLEANUP_RETRY_S))
+    ended = runs.end_stale_runs(job, status)
     if ended:
         _logger().info("ended %d MLflow run(s) of job %r left running: %s", len(ended), job, status)
     if flow_run_id is not None:
-        from unitrain.runtime.prefect_server import mark_crashed_runs
-        from unitrain.runtime.ray_cluster import reap_orphaned_ray
-
         reaped = reap_orphaned_ray()
         if reaped:
             _logger().info("stopped %d Ray process(es) a killed job left behind", len(reaped))
@@ -99,17 +99,16 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
             # State of an earlier, different job of this name is not this run's.
             shutil.rmtree(folder.tune_path, ignore_errors=True)
             shutil.rmtree(folder.trials_path, ignore_errors=True)
-        registry = ModelRegistry()
-        if isinstance(plan, TuningPlan):
-            if resumed and record.run_id:
-                registry.reopen_run(record.run_id)
-            else:
-                run_id = registry.start_run(
-                    plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id, TAG.MODE: plan.mode}
-                )
-                # What a later job needs to extend this search (tune_config.extend).
-                registry.client.log_dict(run_id, job_file(plan.params, plan.plugin), JOB_FILE)
-                record = replace(record, run_id=run_id)
+        runs = RunStore()
+        if resumed and record.run_id:
+            runs.reopen_run(record.run_id)
+        else:
+            run_id = runs.start_run(
+                plan, run_name=plan.job, tags={TAG.FLOW_RUN: flow_run_id, TAG.MODE: plan.mode}
+            )
+            # What a later job needs to extend this search (tune_config.extend).
+            runs.log_dict(run_id, job_file(plan.params, plan.plugin), JOB_FILE)
+            record = replace(record, run_id=run_id)
         folder.save(record)
         try:
             yield JobRun(plan=plan, folder=folder, record=record, resumed=resumed)
@@ -125,8 +124,7 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
                 )
             )
             raise
-        if record.run_id:
-            registry.end_run(record.run_id, "FINISHED")
+        runs.end_run(record.run_id, "FINISHED")
         # Runs still RUNNING now belong to trial attempts whose process died.
-        registry.end_stale_runs(plan.job, "KILLED")
+        runs.end_stale_runs(plan.job, "KILLED")
         folder.save(record.moved_to("finished", error=""))

@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from unitrain.runtime.prefect_api_server import PrefectApiServer, use_api_only_settings
+from unitrain.settings import settings
+
 __all__ = [
     "database_path",
     "installed_template_path",
@@ -53,8 +56,6 @@ def _file_name() -> str:
 
 def template_path() -> Path:
     """The machine's copy (``UNITRAIN_CACHE``)."""
-    from unitrain.settings import settings
-
     return settings().cache / _file_name()
 
 
@@ -135,12 +136,10 @@ def prepare_installed_template(timeout_s: float = 300.0) -> Path:
     Run in a process of its own, before Prefect is imported: Prefect reads its
     database's location when it is imported.
     """
-    from unitrain.runtime.local_stack import API_ONLY_ENVIRONMENT, PrefectApi
-
     with tempfile.TemporaryDirectory(prefix="unitrain-prefect-") as folder:
         database = Path(folder) / "prefect.db"
+        use_api_only_settings()
         os.environ.update(
-            API_ONLY_ENVIRONMENT,
             PREFECT_HOME=folder,
             PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{database}",
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -149,8 +148,8 @@ def prepare_installed_template(timeout_s: float = 300.0) -> Path:
         target = installed_template_path()  # imports Prefect, which reads the above
         if target.is_file():
             return target
-        api = PrefectApi(port=0)
-        api.thread.start()  # the server migrates the database and registers Prefect's blocks
+        api = PrefectApiServer(port=0)
+        api.start()  # the server migrates the database and registers Prefect's blocks
         deadline = time.monotonic() + timeout_s
         while not api.started and api.thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -10,42 +10,18 @@ local stack (:mod:`unitrain.runtime.local_stack`), started on first use and shar
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
-
+from unitrain._compat import drain_prefect_workers
+from unitrain.runtime.local_stack import lease
+from unitrain.runtime.served import served_api_url
 from unitrain.settings import settings
 
-__all__ = ["mark_crashed_runs", "prefect_api", "served_api_url", "server_file"]
+__all__ = ["mark_crashed_runs", "prefect_api"]
 
 log = logging.getLogger(__name__)
-
-
-def server_file() -> Path:
-    return settings().prefect_home / "server.json"
-
-
-def _healthy(api_url: str) -> bool:
-    try:
-        return httpx.get(f"{api_url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def served_api_url() -> str | None:
-    """The URL of a server started by ``unitrain serve`` for this home, if it is up."""
-    path = server_file()
-    if not path.exists():
-        return None
-    try:
-        url = json.loads(path.read_text())["api_url"]
-    except (ValueError, KeyError):
-        return None
-    return url if _healthy(url) else None
 
 
 @contextlib.contextmanager
@@ -60,8 +36,6 @@ def prefect_api() -> Iterator[str]:
         with _pointed_at(served):
             yield served
         return
-    from unitrain.runtime.local_stack import lease
-
     with lease() as stack, _pointed_at(stack.api_url):
         try:
             yield stack.api_url
@@ -87,8 +61,6 @@ def _flush_logs() -> None:
 
     A worker left running would retry against a server that may stop.
     """
-    from unitrain._compat import drain_prefect_workers
-
     try:
         drain_prefect_workers(timeout_s=10)
     except Exception as error:  # logs are best effort once the job is over

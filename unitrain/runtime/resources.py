@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from unitrain.errors import UnitrainError
+from unitrain._compat import local_gpu_count
+from unitrain.errors import JobValidationError, UnitrainError
+from unitrain.settings import settings
 
 __all__ = ["check_trial_resources", "check_local_machine"]
 
@@ -34,10 +36,6 @@ def check_local_machine(num_cpus: float | None, num_gpus: float | None) -> None:
     second, instead of after starting a server and a cluster. Ray counts the
     machine's accelerators the same way when it starts.
     """
-    from unitrain._compat import local_gpu_count
-    from unitrain.errors import JobValidationError
-    from unitrain.settings import settings
-
     cpus = float(settings().local_cpus())
     if num_cpus and num_cpus > cpus:
         raise JobValidationError(
@@ -49,7 +47,7 @@ def check_local_machine(num_cpus: float | None, num_gpus: float | None) -> None:
             gpus = local_gpu_count()
         except Exception:  # Ray's own check on the cluster still runs later
             return
-        if gpus < num_gpus:
+        if gpus is not None and gpus < num_gpus:
             raise JobValidationError(
                 f"num_gpus={num_gpus}: this machine has {gpus} GPUs, and no RAY_ADDRESS names a "
                 "cluster with GPUs; remove num_gpus to train on the CPU"

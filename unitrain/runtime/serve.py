@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from unitrain.errors import UnitrainError
-from unitrain.runtime.prefect_server import server_file
+from unitrain.runtime.served import server_file
 from unitrain.settings import settings
 
 __all__ = ["ServedStack", "PROJECT_DIR", "WORK_POOL", "protection_notice"]

@@ -24,13 +24,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from unitrain.errors import NotFoundError, UnitrainError
+from unitrain.job.records import CatalogEntry, Dataset
 from unitrain.settings import settings
 
 __all__ = ["CatalogEntry", "Dataset", "DatasetCatalog", "BUNDLED_DATASETS"]
@@ -44,30 +45,6 @@ BUNDLED_DATASETS: dict[int, tuple[str, str]] = {
     2: ("iris", "iris flowers, 150 samples, 3 classes (scikit-learn)"),
 }
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    """One dataset the catalog knows."""
-
-    id: int
-    name: str
-    uri: str
-    sha256: str | None = None
-    size: int | None = None
-    added_at: str | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A prepared dataset, as handed to a plugin: a local ``path`` to read."""
-
-    id: int
-    name: str
-    uri: str
-    path: str
-    sha256: str
 
 
 class DatasetCatalog:

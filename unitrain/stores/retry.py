@@ -8,6 +8,11 @@ seconds (default 60), then raises
 :class:`~unitrain.errors.StoreUnavailableError` naming the store (credentials
 masked) and the cause. Anything else (a missing model, a bad request) is
 raised at once.
+
+A call that makes something (a run, a model version) is not repeated blindly:
+when its reply is lost, the store may have made it all the same. Such calls
+go through :func:`retrying_create`, which, before each new attempt, looks for
+what the previous one may have made (by a key the caller gave it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 from unitrain.errors import StoreUnavailableError
 from unitrain.settings import settings
 
-__all__ = ["RetryingClient", "is_transient", "masked_uri", "retrying", "scrub"]
+__all__ = [
+    "RetryingClient",
+    "is_transient",
+    "masked_uri",
+    "retrying",
+    "retrying_create",
+    "scrub",
+]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -108,8 +120,46 @@ def retrying(call: Callable[[], T], *, store: str, what: str, budget_s: float | 
             delay = min(delay * 2, 5.0)
 
 
+def retrying_create(
+    create: Callable[[], T],
+    find: Callable[[], T | None],
+    *,
+    store: str,
+    what: str,
+    budget_s: float | None = None,
+) -> T:
+    """``create()``, retried like :func:`retrying`, but never made twice.
+
+    Before every attempt after the first, ``find()`` looks for what an earlier
+    attempt made (its reply lost on the way: the store did the write, the
+    client saw a dropped connection) and returns it instead.
+    """
+    attempts = 0
+
+    def attempt() -> T:
+        nonlocal attempts
+        if attempts:
+            found = find()
+            if found is not None:
+                log.info("%s: the earlier attempt took effect; its reply was lost", what)
+                return found
+        attempts += 1
+        return create()
+
+    return retrying(attempt, store=store, what=what, budget_s=budget_s)
+
+
+#: calls that make something new: retried only by :func:`retrying_create`
+NOT_REPEATABLE = frozenset({"create_run", "create_model_version"})
+
+
 class RetryingClient:
-    """An ``MlflowClient`` whose every call retries transient store errors."""
+    """An ``MlflowClient`` whose calls retry transient store errors.
+
+    The calls in :data:`NOT_REPEATABLE` are made once: their callers retry them
+    with :func:`retrying_create`, which checks first whether a lost attempt
+    took effect.
+    """
 
     def __init__(self, client: Any, store: str, *, budget_s: float | None = None) -> None:
         self._client = client
@@ -122,7 +172,7 @@ class RetryingClient:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if not callable(attribute):
+        if not callable(attribute) or name in NOT_REPEATABLE:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:

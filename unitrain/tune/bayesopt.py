@@ -15,6 +15,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from unitrain.job.objective import Objective
 from unitrain.job.search_space import Distribution
 
 __all__ = ["BayesOptSearcher"]
@@ -36,6 +37,8 @@ class BayesOptSearcher(Searcher):
         from bayes_opt import BayesianOptimization
 
         super().__init__(metric=metric, mode=mode)
+        # bayesian-optimization maximises: a minimised metric is given negated
+        self._objective = Objective(metric, mode)  # type: ignore[arg-type]
         self._entries = {e.name: e for e in entries}
         with warnings.catch_warnings():
             # Integer and categorical bounds are flagged experimental in 3.x; they are
@@ -77,7 +80,7 @@ class BayesOptSearcher(Searcher):
         if error or pruned or not math.isfinite(value):
             return
         raw = {n: e.to_internal(parameters[n]) for n, e in self._entries.items()}
-        self._optimizer.register(params=raw, target=value if self.mode == "max" else -value)
+        self._optimizer.register(params=raw, target=self._objective.sign * value)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -87,5 +90,4 @@ class BayesOptSearcher(Searcher):
             return
         value = float(result[self.metric])
         if math.isfinite(value):
-            target = value if self.mode == "max" else -value
-            self._optimizer.register(params=raw, target=target)
+            self._optimizer.register(params=raw, target=self._objective.sign * value)

@@ -14,39 +14,17 @@ import contextvars
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ray.tune import Callback
 
+from unitrain.job.records import EarlierTrial
 from unitrain.metrics import finite_metrics
-from unitrain.ui.progress import StepProgress
-from unitrain.ui.trial_table import MAX_METRIC_COLUMNS, TrialTable
+from unitrain.reporting.progress import StepProgress
+from unitrain.reporting.trial_table import MAX_METRIC_COLUMNS, TrialTable
+from unitrain.tune.results import RAY_BOOKKEEPING
 
-if TYPE_CHECKING:
-    from unitrain.tune.study import EarlierTrial
-
-__all__ = ["RAY_BOOKKEEPING", "TrialsLoggingCallback"]
-
-#: result keys that are Ray's or unitrain's bookkeeping, not the plugin's metrics
-RAY_BOOKKEEPING = frozenset(
-    {
-        "time_this_iter_s",
-        "time_total_s",
-        "timestamp",
-        "training_iteration",
-        "pid",
-        "done",
-        "time_since_restore",
-        "iterations_since_restore",
-        "timesteps_total",
-        "episodes_total",
-        "timesteps_since_restore",
-        "trial_id",
-        "epoch",
-        "step",
-    }
-)
-
+__all__ = ["TrialsLoggingCallback"]
 
 class TrialsLoggingCallback(Callback):
     """Keeps the table of a running search and publishes snapshots of it.

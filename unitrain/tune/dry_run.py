@@ -11,7 +11,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from unitrain._compat import (
+    previews_random_draws,
+    ray_preset_variants,
+    ray_seeded_rng,
+    ray_variants,
+)
 from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.tune.searchers import build_search_alg, search_seed
 
 __all__ = ["describe", "sample_configurations"]
 
@@ -63,15 +70,13 @@ def _tuning(plan: TuningPlan) -> dict[str, Any]:
 
 def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
     """The first ``count`` configurations the job's searcher proposes, before any result."""
-    from unitrain.tune.searchers import build_search_alg
-
     config = plan.config
     count = min(count, plan.total_trials)
     searcher, param_space = build_search_alg(
         plan.space, plan.hyperparameter, config, limit_concurrency=False, earlier=plan.earlier
     )
     if config.search_alg.name == "basicvariantgenerator":
-        return _basic_variants(param_space, plan, count)
+        return _basic_variants(param_space, plan, count) if previews_random_draws() else []
     searcher.set_search_properties(config.metric, config.mode, param_space)
     samples = []
     for index in range(count):
@@ -82,9 +87,6 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
 
 def _basic_variants(param_space: dict[str, Any], plan: TuningPlan, count: int) -> list[dict]:
     """Ray's BasicVariantGenerator draws, reproduced: same generator, same order."""
-    from unitrain._compat import ray_preset_variants, ray_seeded_rng, ray_variants
-    from unitrain.tune.searchers import search_seed
-
     rng = ray_seeded_rng(search_seed(plan.config.seed, len(plan.earlier)))
     spec = {"config": param_space}
     points = copy.deepcopy(plan.config.search_alg.points_to_evaluate or [])

@@ -1,16 +1,17 @@
-"""Carrying each trial's records to MLflow, and registering its model, from the search's driver.
+"""Carrying each trial's records to MLflow, and publishing its model, from the search's driver.
 
 Trials write into their own folders (``unitrain.run_sinks.FolderSink``); a
 thread of the driver turns each trial into an MLflow child run of the job's
 run while the search goes on: for a trial that runs longer than a couple of
 seconds the run appears while it runs and its metrics follow it; a short one
-is written once, when it ends, with its start and end times (in an SQLite
-store, run and model version in one transaction: ``unitrain.stores.sql_writes``;
-the short trials that end within ``GATHER_S`` of each other share it).
-When a trial ends its run gets its final metrics, parameters, artifacts and
-status, and its model is registered. Every write is idempotent (runs are found
-again by trial, models by job run and trial), so a resumed job records
-nothing twice.
+is written once, when it ends, whole, by the store's writer
+(``unitrain.stores.writers``; on SQLite, run and model version in one
+transaction, shared by the short trials that end within ``GATHER_S`` of each
+other). When a trial ends its run gets its final metrics, parameters,
+artifacts and status, and its model is published (``unitrain.stores.publisher``,
+which decides whether that happens now or at the end). Every write is
+idempotent (runs are found again by trial, models by job run and trial), so a
+resumed job records nothing twice.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from unitrain.job.plan import TuningPlan
+from unitrain.job.study import as_params
 from unitrain.run_sinks import read_metrics
+from unitrain.stores.mlflow_store import TAG, new_request_key
+from unitrain.stores.publisher import ModelPublisher, Publication
+from unitrain.stores.runs import RunStore, run_tags
+from unitrain.stores.writes import FinishedRun
 from unitrain.tune.results import TrialOutcome, TrialResult
-
-if TYPE_CHECKING:
-    from unitrain.stores.sql_writes import FinishedRun
 
 __all__ = ["TrialRecorder"]
 
@@ -38,7 +41,6 @@ log = logging.getLogger(__name__)
 LIVE_AFTER_S = 2.0
 #: metrics of a running trial are sent at most this often
 LIVE_EVERY_S = 2.0
-_BATCH = 1000  # MLflow's limit of metrics per log_batch
 #: trials that end this close to each other are written together (waiting as long for more)
 GATHER_S = 0.5
 MAX_GATHERED = 500
@@ -47,8 +49,10 @@ MAX_GATHERED = 500
 @dataclass
 class _Trial:
     run_id: str = ""
-    #: the ID a run written at once gets (kept, so a retry writes into the same folder)
-    planned_run: tuple[str, str] | None = None
+    #: the key of a run written at once (kept: a retry writes the same run)
+    request: str = ""
+    #: whether a write of that run was attempted (it may have taken effect)
+    attempted: bool = False
     offset: int = 0
     params_sent: bool = False
     last_sent: float = 0.0
@@ -104,13 +108,13 @@ class TrialRecorder:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        from unitrain.stores.registry import ModelRegistry
-
-        self.registry = ModelRegistry()
-        self._models: dict[str, int] = {}
-        if self.resumed:  # (two searches that take longer the more the store holds)
+        self.runs = RunStore()
+        # A new job run has published nothing yet: nothing to look up.
+        self.publisher = ModelPublisher(
+            self.plan, self.job_run, runs=self.runs, resumed=self.resumed
+        )
+        if self.resumed:
             self._runs_of_earlier_attempts()
-            self._models = self.registry.registered_trials(self.plan.job, self.job_run)
         stop = False
         while not stop:
             events, stop = self._gather()
@@ -167,14 +171,7 @@ class TrialRecorder:
 
     def _runs_of_earlier_attempts(self) -> None:
         """The runs a resumed job recorded before it was interrupted, by trial."""
-        from unitrain.stores.registry import TAG
-
-        runs = self.registry.client.search_runs(
-            [self.registry.experiment_id()],
-            filter_string=f"tags.`mlflow.parentRunId` = '{self.job_run}'",
-            max_results=50_000,
-        )
-        for run in runs:
+        for run in self.runs.children(self.job_run):
             trial_id = run.data.tags.get(TAG.TRIAL, "")
             if trial_id and run.info.status != "RUNNING":
                 self.run_ids[trial_id] = run.info.run_id
@@ -200,67 +197,58 @@ class TrialRecorder:
         if state.ended:
             if outcome.status == "ERROR" and state.status == "FINISHED":
                 # The driver failed a trial that ran to its end (its metric is missing).
-                self.registry.client.set_terminated(state.run_id, "FAILED")
+                self.runs.end_run(state.run_id, "FAILED")
                 state.status = "FAILED"
-            if self._registers(outcome) and trial_id not in self.registered:
-                self._register(outcome, state.run_id)
+            if self._publishes(outcome) and trial_id not in self.registered:
+                self._publish(outcome, state.run_id)
             return None
         own = TrialResult.load(self.trials_root / trial_id)
         if own is None:
             return None  # it never started: nothing to record
-        if not state.run_id and self.registry.writes_runs_at_once:
+        if not state.run_id:
             return self._at_once(outcome, own, state)
-        self._ensure_run(trial_id, own, state)
         self._send(trial_id, own, state, final=outcome.metrics)
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
-            self.registry.log_artifacts(state.run_id, artifacts)
+            self.runs.log_artifacts(state.run_id, artifacts)
         status = _run_status(outcome)
         end_ms = int((own.ended_at or time.time()) * 1000)
-        self.registry.client.set_terminated(state.run_id, status, end_time=end_ms)
+        self.runs.end_run(state.run_id, status, end_time_ms=end_ms)
         state.ended, state.status = True, status
-        if self._registers(outcome):
-            self._register(outcome, state.run_id)
+        if self._publishes(outcome):
+            self._publish(outcome, state.run_id)
         return None
 
     def _at_once(self, outcome: TrialOutcome, own: TrialResult, state: _Trial) -> _AtOnce:
         """A trial that ended before its run was made: its run and model, to write at once."""
-        from unitrain.stores.registry import TAG, run_tags, version_description
-        from unitrain.stores.sql_writes import FinishedRun, ModelVersion
-
         trial_id = outcome.trial_id
-        if state.planned_run is None:
-            state.planned_run = self.registry.new_run_location()
-        run_id, artifact_uri = state.planned_run
+        if not state.request:
+            state.request = new_request_key()
+        uploads: list[tuple[str, str | None]] = []
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
-            self.registry.log_artifacts(run_id, artifacts)
+            uploads.append((str(artifacts), None))
         model = None
-        if self._registers(outcome) and trial_id not in self._models:
-            self.registry.log_artifacts(run_id, outcome.model_dir, "model")
-            description, tags = version_description(
-                job=self.plan.job,
-                plugin=self.plan.plugin,
-                dataset=self.plan.dataset.id,
+        if self._publishes(outcome) and trial_id not in self.publisher.known:
+            uploads.append((outcome.model_dir, "model"))
+            model = self.publisher.version(
+                trial_id=trial_id,
                 hyperparameters=outcome.hyperparameters,
                 metrics=outcome.metrics,
-                trial_id=trial_id,
-                job_run=self.job_run,
             )
-            model = ModelVersion(self.registry.name, f"{artifact_uri}/model", description, tags)
         now = time.time()
         metrics, offset = self._metrics(trial_id, state, outcome.metrics)
         run = FinishedRun(
-            run_id=run_id,
-            experiment_id=self.registry.experiment_id(),
-            artifact_uri=artifact_uri,
+            request=state.request,
+            experiment_id=self.runs.experiment_id(),
             name=f"{self.plan.job}-{trial_id}",
             status=_run_status(outcome),
             start_ms=int((own.started_at or now) * 1000),
             end_ms=int((own.ended_at or now) * 1000),
             tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
-            params=_params(own.hyperparameters),
+            params=as_params(own.hyperparameters),
             metrics=metrics,
+            uploads=tuple(uploads),
             model=model,
         )
         return _AtOnce(outcome, state, run, offset)
@@ -269,8 +257,11 @@ class TrialRecorder:
         """Write the runs (and models) of trials that ended, in one transaction."""
         if not pending:
             return
+        again = any(item.state.attempted for item in pending)
+        for item in pending:
+            item.state.attempted = True
         try:
-            versions = self.registry.write_finished_runs([item.run for item in pending])
+            written = self.runs.write_finished([item.run for item in pending], again=again)
         except Exception as error:  # noqa: BLE001 (the upload step tries again)
             if len(pending) == 1:
                 self._failed(pending[0].outcome.trial_id, error)
@@ -278,22 +269,20 @@ class TrialRecorder:
             for item in pending:  # one at a time: one trial's trouble is not the others'
                 self._write_together([item])
             return
-        for item, version in zip(pending, versions, strict=True):
+        for item, done in zip(pending, written, strict=True):
             trial_id, state = item.outcome.trial_id, item.state
-            state.run_id, state.params_sent, state.offset = item.run.run_id, True, item.offset
+            state.run_id, state.params_sent, state.offset = done.run_id, True, item.offset
             state.ended, state.status = True, item.run.status
-            self.run_ids[trial_id] = item.run.run_id
-            if version is not None:
-                self._models[trial_id] = version
-            if trial_id in self._models and self._registers(item.outcome):
-                self.registered[trial_id] = self._models[trial_id]
+            self.run_ids[trial_id] = done.run_id
+            if done.model_id is not None:
+                self.publisher.remember(trial_id, done.model_id)
+            if trial_id in self.publisher.known and self._publishes(item.outcome):
+                self.registered[trial_id] = self.publisher.known[trial_id]
 
     def _ensure_run(self, trial_id: str, own: TrialResult, state: _Trial) -> None:
-        from unitrain.stores.registry import TAG
-
         if state.run_id:
             return
-        state.run_id = self.registry.start_run(
+        state.run_id = self.runs.start_run(
             self.plan,
             run_name=f"{self.plan.job}-{trial_id}",
             parent_run_id=self.job_run,
@@ -309,19 +298,9 @@ class TrialRecorder:
         state: _Trial,
         final: dict[str, float] | None = None,
     ) -> None:
-        from mlflow.entities import Metric, Param
-
         lines, offset = self._metrics(trial_id, state, final)
-        metrics = [Metric(*line) for line in lines]
-        params = []
-        if not state.params_sent:
-            params = [Param(k, v) for k, v in _params(own.hyperparameters).items()]
-        for start in range(0, max(len(metrics), 1), _BATCH):
-            chunk = metrics[start : start + _BATCH]
-            if chunk or params:
-                # MLflow takes a metric or parameter sent again as the same one.
-                self.registry.client.log_batch(state.run_id, metrics=chunk, params=params)
-                params = []
+        params = None if state.params_sent else as_params(own.hyperparameters)
+        self.runs.log(state.run_id, metrics=lines, params=params)
         state.offset, state.params_sent, state.last_sent = offset, True, time.time()
 
     def _metrics(
@@ -338,36 +317,22 @@ class TrialRecorder:
             metrics += [(k, v, now, step) for k, v in final.items() if k not in logged]
         return metrics, offset
 
-    def _registers(self, outcome: TrialOutcome) -> bool:
-        # With keep_models, which models to keep is known only at the end.
-        return outcome.has_model and self.plan.config.keep_models is None
+    def _publishes(self, outcome: TrialOutcome) -> bool:
+        return outcome.has_model and self.publisher.as_trials_end
 
-    def _register(self, outcome: TrialOutcome, run_id: str) -> None:
-        self.registered[outcome.trial_id] = self.registry.register(
-            run_id=run_id,
-            model_dir=outcome.model_dir,
-            job=self.plan.job,
-            plugin=self.plan.plugin,
-            dataset=self.plan.dataset.id,
-            hyperparameters=outcome.hyperparameters,
-            metrics=outcome.metrics,
-            trial_id=outcome.trial_id,
-            job_run=self.job_run,
-            existing=self._models,
+    def _publish(self, outcome: TrialOutcome, run_id: str) -> None:
+        self.registered[outcome.trial_id] = self.publisher.publish(
+            Publication(
+                run_id=run_id,
+                model_dir=outcome.model_dir,
+                metrics=outcome.metrics,
+                hyperparameters=outcome.hyperparameters,
+                trial_id=outcome.trial_id,
+            )
         )
-        self._models[outcome.trial_id] = self.registered[outcome.trial_id]
 
 
 def _run_status(outcome: TrialOutcome) -> str:
     if outcome.status == "ERROR":
         return "FAILED"
     return {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
-
-
-def _params(hyperparameters: dict[str, Any]) -> dict[str, str]:
-    import json
-
-    return {
-        k: v if isinstance(v, str) else json.dumps(v, default=str)
-        for k, v in hyperparameters.items()
-    }

@@ -14,13 +14,48 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from unitrain.ui.trial_table import TrialTable
+from unitrain.job.records import EarlierTrial
+from unitrain.metrics import finite_metrics
+from unitrain.reporting.trial_table import TrialTable
+from unitrain.runtime.failures import worker_death
+from unitrain.stores.publisher import Publication
 
-__all__ = ["TrialOutcome", "TrialResult", "TuneOutcome", "outcome_of"]
+__all__ = [
+    "RAY_BOOKKEEPING",
+    "TrialOutcome",
+    "TrialResult",
+    "TuneOutcome",
+    "outcome_of",
+    "publication_of",
+    "remove_unkept_models",
+    "search_result",
+]
+
+#: result keys that are Ray's or unitrain's bookkeeping, not the plugin's metrics
+RAY_BOOKKEEPING = frozenset(
+    {
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "training_iteration",
+        "pid",
+        "done",
+        "time_since_restore",
+        "iterations_since_restore",
+        "timesteps_total",
+        "episodes_total",
+        "timesteps_since_restore",
+        "trial_id",
+        "epoch",
+        "step",
+    }
+)
 
 TrialStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 
@@ -137,9 +172,6 @@ def outcome_of(
     run_id: str = "",
 ) -> TrialOutcome:
     """Join Ray's view of a trial with the trial's own result file."""
-    from unitrain.metrics import finite_metrics
-    from unitrain.tune.callback import RAY_BOOKKEEPING
-
     # What reached Ray (including what a plugin reported to Ray itself), under
     # what the trial recorded at its end.
     merged = {**reported, **finite_metrics(ray_metrics), **(own.metrics if own else {})}
@@ -172,10 +204,65 @@ def outcome_of(
 
 def _why_failed(ray_error: Any, own: TrialResult | None) -> str:
     """The clearest account of a failed trial: its own, a worker's death, or Ray's."""
-    from unitrain.runtime.ray_cluster import worker_death
-
     if not ray_error:
         return ""
     if own is not None and own.status == "FAILED" and own.error:
         return own.error  # the plugin's exception, a timeout, a missing metric
     return worker_death(ray_error) or f"{type(ray_error).__name__}: {ray_error}"
+
+
+def publication_of(trial: TrialOutcome, job_run: str) -> Publication:
+    """What publishing ``trial``'s model takes: its folder, into its own run's artifacts (a
+    trial recorded without a run of its own keeps its model apart in the job's run)."""
+    return Publication(
+        run_id=trial.mlflow_run_id or job_run,
+        artifact_path="model" if trial.mlflow_run_id else f"trials/{trial.trial_id}/model",
+        model_dir=trial.model_dir,
+        metrics=trial.metrics,
+        hyperparameters=trial.hyperparameters,
+        trial_id=trial.trial_id,
+    )
+
+
+def search_result(
+    outcome: TuneOutcome,
+    kept: Sequence[TrialOutcome],
+    model_ids: Sequence[int],
+    best: TrialOutcome | EarlierTrial,
+) -> dict[str, Any]:
+    """The result a tuning job returns (SPEC section 5): the best model, and every kept one."""
+    trial_models = [
+        {
+            "trial_logdir": t.trial_logdir,
+            "model_id": model_id,
+            "config": t.config,
+            "metrics": t.metrics,
+            "trial_id": t.trial_id,
+        }
+        for t, model_id in zip(kept, model_ids, strict=True)
+    ]
+    winner = next((m for m in trial_models if m["trial_id"] == best.key), None)
+    if winner is None:  # no new trial beat the best of the study this search extends
+        winner = {
+            "trial_logdir": "",
+            "model_id": best.model_id if isinstance(best, EarlierTrial) else None,
+            "config": best.config,
+            "metrics": best.metrics,
+            "trial_id": best.key,
+        }
+    return {
+        "model_id": winner["model_id"],
+        "best_trial": {k: winner[k] for k in ("trial_logdir", "config", "metrics", "trial_id")},
+        "trial_models": trial_models,
+    }
+
+
+def remove_unkept_models(outcome: TuneOutcome, kept: Sequence[TrialOutcome]) -> None:
+    """Remove the model folders of trials whose models were not kept (``keep_models``).
+
+    Their runs, parameters and metrics stay in MLflow.
+    """
+    chosen = {t.trial_id for t in kept}
+    for trial in outcome.trials:
+        if trial.has_model and trial.trial_id not in chosen:
+            shutil.rmtree(trial.model_dir, ignore_errors=True)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from unitrain.errors import JobValidationError
-
-if TYPE_CHECKING:
-    from unitrain.job.params import TuneConfig
+from unitrain.job.params import TuneConfig
+from unitrain.tune.searchers import accepted_options
 
 __all__ = ["SCHEDULERS", "Scheduler", "build_scheduler"]
 
@@ -34,6 +33,7 @@ class Scheduler:
     hint: str = ""
 
 
+#: one row per name of ``unitrain.job.algorithms.SCHEDULERS``
 SCHEDULERS: dict[str, Scheduler] = {
     row.name: row
     for row in (
@@ -66,8 +66,6 @@ def build_scheduler(config: TuneConfig) -> Any:
     try:
         return getattr(ray.tune.schedulers, row.class_name)(**{**row.defaults, **options})
     except (TypeError, ValueError, AssertionError) as error:
-        from unitrain.tune.searchers import accepted_options
-
         # Ray checks some options with assert, whose message may be empty.
         reason = str(error) or f"an option is out of range ({type(error).__name__})"
         raise JobValidationError(

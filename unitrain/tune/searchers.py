@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from ray.tune.search import ConcurrencyLimiter
 
 from unitrain.errors import JobValidationError
+from unitrain.job.params import TuneConfig
+from unitrain.job.records import EarlierTrial
 from unitrain.job.search_space import Distribution
-
-if TYPE_CHECKING:
-    from unitrain.job.params import TuneConfig
-    from unitrain.tune.study import EarlierTrial
+from unitrain.tune.ray_space import to_param_space
 
 __all__ = [
     "SEARCH_ALGORITHMS",
@@ -30,8 +32,9 @@ __all__ = [
     "build_search_alg",
     "check_search_space",
     "search_seed",
-    "to_param_space",
 ]
+
+log = logging.getLogger(__name__)
 
 Builder = Callable[
     [Sequence[Distribution], dict[str, Any], "TuneConfig"], tuple[Any, dict[str, Any]]
@@ -54,16 +57,6 @@ class SearchAlgorithm:
     learns: bool = True
 
 
-def to_param_space(
-    entries: Sequence[Distribution], fixed: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The ``param_space`` of a Tuner: searched entries as Ray domains, plus fixed values."""
-    space: dict[str, Any] = dict(fixed or {})
-    for entry in entries:
-        space[entry.name] = entry.to_ray()
-    return space
-
-
 def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -76,6 +69,10 @@ def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneC
         **config.search_alg.options,
     )
     return searcher, to_param_space(entries, fixed)
+
+
+# Each builder imports its library when a job uses it (HyperOpt, Optuna and
+# bayesian-optimization take a second or more to import).
 
 
 def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
@@ -126,6 +123,7 @@ def _bayesopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
 
 _NO_GRID = {"grid": "cannot run a grid"}
 
+#: one row per name of ``unitrain.job.algorithms.SEARCH_ALGORITHMS``
 SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
     row.name: row
     for row in (
@@ -229,12 +227,8 @@ def build_search_alg(
             f"its options are {accepted_options(*row.options_of)}"
         ) from None
     if earlier and row.learns:
-        from unitrain.tune.warm_start import add_evaluated
-
-        add_evaluated(searcher, earlier, config.metric)
+        _add_evaluated(searcher, earlier, config.metric)
     if limit_concurrency and config.max_concurrent_trials and not row.limits_concurrency:
-        from ray.tune.search import ConcurrencyLimiter
-
         searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent_trials)
     return searcher, space
 
@@ -242,3 +236,16 @@ def build_search_alg(
 def check_search_space(entries: Sequence[Distribution], config: TuneConfig) -> None:
     """Build the searcher once, only to surface what it cannot handle."""
     build_search_alg(entries, {}, config, limit_concurrency=False)
+
+
+def _add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> None:
+    """Give ``searcher`` each earlier trial's configuration and result."""
+    for trial in earlier:
+        value = trial.objective(metric)
+        if value is None:
+            continue
+        try:
+            searcher.add_evaluated_point(dict(trial.config), value)
+        except (ValueError, TypeError, KeyError) as error:
+            # One stored value the library will not take costs that trial, not the search.
+            log.warning("earlier trial %s not given to the search: %s", trial.key, error)

@@ -23,6 +23,8 @@ from typing import Any
 
 from ray.tune import Stopper
 
+from unitrain.job.objective import Objective
+
 __all__ = ["BudgetStopper", "SearchBudget"]
 
 
@@ -67,7 +69,7 @@ class SearchBudget:
             )
 
     def _better(self, value: float, than: float) -> bool:
-        return value > than if self.mode == "max" else value < than
+        return Objective(self.metric, self.mode).better(value, than)  # type: ignore[arg-type]
 
     def used(self) -> dict[str, float]:
         """CPU-hours and GPU-hours used so far (running trials included)."""

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from unitrain.job.plan import TuningPlan
-from unitrain.plugin_api import Checkpoint, Dataset
+from unitrain.job.records import Checkpoint, Dataset
+from unitrain.plugin_loader import load_plugin
+from unitrain.plugin_runner import PluginCall, run_plugin
+from unitrain.run_sinks import FolderSink
+from unitrain.runtime.worker_env import load_worker_secrets
+from unitrain.stores.catalog import DatasetCatalog
+from unitrain.tune.results import TrialResult
 
 __all__ = ["TrialSetup", "make_trainable"]
 
@@ -52,13 +58,6 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
     def unitrain_trial(config: dict[str, Any]) -> None:
         import ray
         from ray import tune
-
-        from unitrain.plugin_loader import load_plugin
-        from unitrain.plugin_runner import PluginCall, run_plugin
-        from unitrain.run_sinks import FolderSink
-        from unitrain.runtime.worker_env import load_worker_secrets
-        from unitrain.stores.catalog import DatasetCatalog
-        from unitrain.tune.results import TrialResult
 
         load_worker_secrets()
         plan = setup.plan

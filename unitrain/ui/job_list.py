@@ -9,13 +9,17 @@ of the job resumes it).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from unitrain.job.names import encode_job_name
+from unitrain.job.objective import Mode
+from unitrain.runtime.served import served_api_url
 from unitrain.settings import settings
 from unitrain.stores.job_state import JobFolder, JobRecord
+from unitrain.stores.registry import ModelRegistry
+from unitrain.stores.runs import RunStore
 
 __all__ = ["JobSummary", "job_details", "list_jobs"]
 
@@ -60,7 +64,7 @@ def _state(folder: JobFolder, record: JobRecord) -> str:
     return record.state
 
 
-def _summary(folder: JobFolder, record: JobRecord, registry: Any) -> JobSummary:
+def _summary(folder: JobFolder, record: JobRecord, registry: ModelRegistry) -> JobSummary:
     models = registry.models(job=record.job)  # every round of the job (training resumes)
     chosen = next((m for m in models if m.best), None) or (
         max(models, key=lambda m: m.model_id) if models else None
@@ -84,30 +88,24 @@ def _summary(folder: JobFolder, record: JobRecord, registry: Any) -> JobSummary:
 
 def list_jobs(limit: int = 20) -> list[JobSummary]:
     """The most recent jobs, newest first."""
-    from unitrain.stores.registry import ModelRegistry
-
     registry = ModelRegistry()
     return [_summary(f, r, registry) for f, r in _records()[:limit]]
 
 
 def job_details(name: str) -> dict[str, Any] | None:
     """One job: its summary, its links and (tuning) its final trial table."""
-    from unitrain.job.names import encode_job_name
-    from unitrain.stores.registry import ModelRegistry
-
     folder = JobFolder(encode_job_name(name))
     record = folder.record()
     if record is None:
         return None
     registry = ModelRegistry()
+    runs = RunStore(registry.store)
     details: dict[str, Any] = _summary(folder, record, registry).as_json()
-    details["links"] = links(record, registry)
+    details["links"] = links(record, runs)
     details["trials"] = []
-    if record.mode == "tuning" and record.run_id:
+    if record.mode == Mode.TUNING and record.run_id:
         try:
-            path = registry.client.download_artifacts(record.run_id, "trials.json")
-            with open(path) as handle:
-                table = json.load(handle)
+            table = runs.read_json(record.run_id, "trials.json")
             details["trials"] = [
                 {"trial_id": trial_id, **values}
                 for trial_id, values in table.get("trials", {}).items()
@@ -118,12 +116,12 @@ def job_details(name: str) -> dict[str, Any] | None:
     return details
 
 
-def links(record: JobRecord, registry: Any) -> dict[str, str]:
+def links(record: JobRecord, runs: RunStore) -> dict[str, str]:
     """Where to look at the job: its MLflow run, its Prefect flow runs (when a UI serves them)."""
     found = {}
     if record.run_id:
         found["mlflow"] = (
-            f"{settings().mlflow_ui_url}/#/experiments/{registry.experiment_id()}"
+            f"{settings().mlflow_ui_url}/#/experiments/{runs.experiment_id()}"
             f"/runs/{record.run_id}"
         )
     if record.flow_runs:
@@ -133,7 +131,5 @@ def links(record: JobRecord, registry: Any) -> dict[str, str]:
 
 def _prefect_ui() -> str:
     """The Prefect UI of ``unitrain serve`` (where the flow runs are shown)."""
-    from unitrain.runtime.prefect_server import served_api_url
-
     served = served_api_url() or settings().prefect_api_url or "http://127.0.0.1:4200/api"
     return served.removesuffix("/api")

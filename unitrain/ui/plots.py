@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from unitrain.job.plan import TuningPlan
+from unitrain.reporting.trial_table import artifact_key
 from unitrain.run_sinks import read_metrics
+from unitrain.settings import settings
+from unitrain.stores.job_state import JobFolder
+from unitrain.stores.runs import RunStore
 from unitrain.tune.results import TrialOutcome
 
 __all__ = ["importance", "publish_plots", "search_plots"]
@@ -59,23 +63,13 @@ def publish_plots(plan: TuningPlan, trials: list[TrialOutcome], job_run: str) ->
     Returns each plot's title and its URL in the MLflow UI; a failure is
     logged, never raised.
     """
-    import tempfile
-
     from prefect.artifacts import create_image_artifact
-
-    from unitrain.settings import settings
-    from unitrain.stores.job_state import JobFolder
-    from unitrain.stores.registry import ModelRegistry
-    from unitrain.ui.trial_table import artifact_key
 
     try:
         plots = search_plots(plan, trials, JobFolder(plan.job).trials_path)
         if not plots:
             return {}
-        with tempfile.TemporaryDirectory() as folder:
-            for name, png in plots.items():
-                (Path(folder) / name).write_bytes(png)
-            ModelRegistry().log_artifacts(job_run, folder, "plots")
+        RunStore().log_files(job_run, plots, "plots")
         shown: dict[str, str] = {}
         for name in plots:
             title = name.removesuffix(".png").replace("_", " ")
@@ -104,10 +98,9 @@ def _parallel_coordinates(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes
     low, high = min(values), max(values)
     figure, axes = _figure(max(6.0, 1.6 * len(columns)), 4.5)
     # The best drawn last, on top; all lines one collection (a thousand trials draw fast).
-    order = sorted(range(len(trials)), key=lambda i: values[i] * -_sign(plan))
-    shares = [(values[i] - low) / (high - low) if high > low else 1.0 for i in order]
-    if plan.config.mode == "min":
-        shares = [1.0 - share for share in shares]
+    objective = plan.objective
+    order = sorted(range(len(trials)), key=lambda i: objective.sign * values[i])
+    shares = [objective.share(values[i], low, high) for i in order]
     lines = [list(enumerate(column[i] for column in columns)) for i in order]
     axes.add_collection(
         LineCollection(lines, colors=colormaps["viridis"](shares), alpha=0.6, linewidths=1.0)
@@ -228,10 +221,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _sign(plan: TuningPlan) -> float:
-    return -1.0 if plan.config.mode == "max" else 1.0
 
 
 def _figure(width: float, height: float) -> tuple[Any, Any]:

@@ -13,14 +13,26 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from unitrain.job.objective import Objective
 from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.reporting.trial_table import artifact_key
 from unitrain.settings import settings
-from unitrain.ui.trial_table import artifact_key
+from unitrain.stores.registry import ModelRegistry
+from unitrain.stores.runs import RunStore
+from unitrain.tune.results import TuneOutcome
 
-__all__ = ["TrialPoint", "objective_chart", "objective_figure", "publish_summary", "render_summary"]
+__all__ = [
+    "SearchReport",
+    "TrialPoint",
+    "objective_chart",
+    "objective_figure",
+    "publish_summary",
+    "render_summary",
+    "trial_points",
+]
 
 log = logging.getLogger(__name__)
 BAR_WIDTH = 30
@@ -39,6 +51,59 @@ class TrialPoint:
     objective: float | None
     model_id: int | None = None
     run_id: str = ""
+
+
+def trial_points(
+    plan: TuningPlan, outcome: TuneOutcome, model_ids: dict[str, int] | None = None
+) -> list[TrialPoint]:
+    """Every trial of the search (the study's earlier ones first) as the chart sees it."""
+    metric, models = plan.objective.metric, model_ids or {}
+    points = [
+        TrialPoint(t.key, t.finished_at, t.objective(metric), t.model_id, t.run_id)
+        for t in plan.earlier
+    ]
+    points += [
+        TrialPoint(
+            t.trial_id, t.finished_at, t.objective(metric), models.get(t.trial_id), t.mlflow_run_id
+        )
+        for t in outcome.trials
+    ]
+    return points
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """What a tuning job's summary shows besides its model: the search."""
+
+    objective: Objective
+    trials: Sequence[TrialPoint]
+    #: why the search ended
+    stopped: str = ""
+    #: what the trials used: cpu_hours and gpu_hours
+    compute: dict[str, float] = field(default_factory=dict)
+    #: each plot's title and its URL
+    plots: dict[str, str] = field(default_factory=dict)
+    #: the jobs of the study this search extends, and how many of their trials it took
+    earlier_jobs: tuple[str, ...] = ()
+    earlier_trials: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        plan: TuningPlan,
+        outcome: TuneOutcome,
+        model_ids: dict[str, int],
+        plots: dict[str, str],
+    ) -> SearchReport:
+        return cls(
+            objective=plan.objective,
+            trials=trial_points(plan, outcome, model_ids),
+            stopped=outcome.stopped,
+            compute=dict(outcome.compute),
+            plots=plots,
+            earlier_jobs=tuple(dict.fromkeys(t.job for t in plan.earlier)),
+            earlier_trials=len(plan.earlier),
+        )
 
 
 def _mlflow_ui() -> str:
@@ -74,9 +139,10 @@ def objective_chart(points: Sequence[TrialPoint], metric: str, mode: str) -> lis
         lines.insert(
             0, f"_{len(finished)} trials: those that improved on the best, and the last._\n"
         )
+    objective = Objective(metric, mode)  # type: ignore[arg-type]
     best: float | None = None
     for index, (point, value) in enumerate(finished, start=1):
-        improved = best is None or (value > best if mode == "max" else value < best)
+        improved = best is None or objective.better(value, best)
         best = value if improved else best
         if only_improvements and not improved and index != len(finished):
             continue
@@ -87,30 +153,28 @@ def objective_chart(points: Sequence[TrialPoint], metric: str, mode: str) -> lis
     return lines
 
 
-def _best_models(points: Sequence[TrialPoint], mode: str) -> tuple[list[TrialPoint], int]:
+def _best_models(
+    points: Sequence[TrialPoint], objective: Objective
+) -> tuple[list[TrialPoint], int]:
     """The trial models worth listing, best first, and how many are left out."""
     with_model = [p for p in points if p.model_id is not None]
     if len(with_model) <= MAX_MODEL_ROWS:
         return with_model, 0
-    sign = -1.0 if mode == "max" else 1.0
-    ranked = sorted(
-        with_model,
-        key=lambda p: (p.objective is None, sign * p.objective if p.objective is not None else 0),
-    )
+    ranked = sorted(with_model, key=lambda p: objective.rank(p.objective))
     return ranked[:MAX_MODEL_ROWS], len(with_model) - MAX_MODEL_ROWS
 
 
-def objective_figure(points: Sequence[TrialPoint], metric: str, mode: str) -> Any:
+def objective_figure(points: Sequence[TrialPoint], objective: Objective) -> Any:
     """The same chart as a matplotlib figure (kept with the job's MLflow run).
 
     Made without pyplot: no global figure to close, and a faster import.
     """
     from matplotlib.figure import Figure
 
+    metric = objective.metric
     finished = sorted((p for p in points if p.objective is not None), key=lambda p: p.finished_at)
     values = [float(p.objective) for p in finished if p.objective is not None]
-    pick = max if mode == "max" else min
-    best_so_far = [pick(values[: i + 1]) for i in range(len(values))]
+    best_so_far = [objective.best(values[: i + 1]) for i in range(len(values))]
     figure = Figure(figsize=(7, 3.5), dpi=100)
     axes = figure.add_subplot()
     axes.scatter(range(1, len(values) + 1), values, s=14, label=f"{metric} of the trial")
@@ -130,10 +194,9 @@ def render_summary(
     experiment_id: str = "",
     run_id: str = "",
     registered_model: str = "unitrain",
-    trials: Sequence[TrialPoint] = (),
-    search: dict[str, Any] | None = None,
-    plots: dict[str, str] | None = None,
+    search: SearchReport | None = None,
 ) -> str:
+    """The summary's markdown; ``search`` adds a tuning job's sections."""
     model_id = result.get("model_id")
     lines = [
         f"# Job `{plan.job}`: model {model_id}",
@@ -145,80 +208,101 @@ def render_summary(
         + (f", {_run_link(experiment_id, run_id, 'MLflow run')}" if run_id else ""),
         "",
     ]
-    if isinstance(plan, TuningPlan):
-        config = plan.config
-        best = result["best_trial"]
-        lines += [
-            f"## Best trial `{best.get('trial_id', '')}` ({config.mode} {config.metric})",
-            "",
-            "| hyperparameter | value |",
-            "|---|---|",
-            *(f"| {k} | {_format(v)} |" for k, v in sorted(best["config"].items())),
-            "",
-        ]
-        if plan.earlier:
-            jobs = ", ".join(f"`{job}`" for job in dict.fromkeys(t.job for t in plan.earlier))
-            lines += [
-                f"- extends a study: {len(plan.earlier)} earlier trial(s) of {jobs}, "
-                "given to the search as evaluated and ranked with this job's trials",
-            ]
-        if search:
-            lines += [
-                f"- the search stopped: {search.get('stopped', '')}",
-                f"- compute used: {search.get('cpu_hours', 0.0):.3g} CPU-hours, "
-                f"{search.get('gpu_hours', 0.0):.3g} GPU-hours",
-                "",
-            ]
-        if plots:
-            links = ", ".join(f"[{title}]({url})" for title, url in plots.items())
-            lines += [f"- plots (the job's MLflow run, `plots/`): {links}", ""]
+    if search is not None:
+        lines += _search_header(search, result["best_trial"])
     lines += [
         "| metric | value |",
         "|---|---|",
         *(f"| {k} | {_format(v)} |" for k, v in sorted(metrics.items()) if math.isfinite(v)),
         "",
     ]
-    if isinstance(plan, TuningPlan):
-        config = plan.config
-        listed, left_out = _best_models(trials, config.mode)
-        lines += [
-            f"## {config.metric} per trial, in the order trials finished",
-            "",
-            *objective_chart(trials, config.metric, config.mode),
-            "",
-            "## Trial models",
-            "",
-            "| trial | model | MLflow run |",
-            "|---|---|---|",
-            *(
-                f"| `{p.trial_id}` | {_model_link(registered_model, p.model_id)} | "
-                f"{_run_link(experiment_id, p.run_id, p.run_id[:8]) if p.run_id else ''} |"
-                for p in listed
-            ),
-        ]
-        if left_out:
-            lines += [
-                "",
-                f"_The {len(listed)} best of {len(listed) + left_out} trial models; "
-                f"all of them: `unitrain models list --job {plan.job}`._",
-            ]
+    if search is not None:
+        lines += _search_trials(search, plan.job, experiment_id, registered_model)
     return "\n".join(lines) + "\n"
 
 
-def publish_summary(plan: JobPlan, result: dict[str, Any], **details: Any) -> None:
+def _search_header(search: SearchReport, best: dict[str, Any]) -> list[str]:
+    objective = search.objective
+    lines = [
+        f"## Best trial `{best.get('trial_id', '')}` ({objective.mode} {objective.metric})",
+        "",
+        "| hyperparameter | value |",
+        "|---|---|",
+        *(f"| {k} | {_format(v)} |" for k, v in sorted(best["config"].items())),
+        "",
+    ]
+    if search.earlier_trials:
+        jobs = ", ".join(f"`{job}`" for job in search.earlier_jobs)
+        lines += [
+            f"- extends a study: {search.earlier_trials} earlier trial(s) of {jobs}, "
+            "given to the search as evaluated and ranked with this job's trials",
+        ]
+    if search.stopped:
+        lines += [
+            f"- the search stopped: {search.stopped}",
+            f"- compute used: {search.compute.get('cpu_hours', 0.0):.3g} CPU-hours, "
+            f"{search.compute.get('gpu_hours', 0.0):.3g} GPU-hours",
+            "",
+        ]
+    if search.plots:
+        links = ", ".join(f"[{title}]({url})" for title, url in search.plots.items())
+        lines += [f"- plots (the job's MLflow run, `plots/`): {links}", ""]
+    return lines
+
+
+def _search_trials(
+    search: SearchReport, job: str, experiment_id: str, registered_model: str
+) -> list[str]:
+    objective = search.objective
+    listed, left_out = _best_models(search.trials, objective)
+    lines = [
+        f"## {objective.metric} per trial, in the order trials finished",
+        "",
+        *objective_chart(search.trials, objective.metric, objective.mode),
+        "",
+        "## Trial models",
+        "",
+        "| trial | model | MLflow run |",
+        "|---|---|---|",
+        *(
+            f"| `{p.trial_id}` | {_model_link(registered_model, p.model_id)} | "
+            f"{_run_link(experiment_id, p.run_id, p.run_id[:8]) if p.run_id else ''} |"
+            for p in listed
+        ),
+    ]
+    if left_out:
+        lines += [
+            "",
+            f"_The {len(listed)} best of {len(listed) + left_out} trial models; "
+            f"all of them: `unitrain models list --job {job}`._",
+        ]
+    return lines
+
+
+def publish_summary(
+    plan: JobPlan,
+    result: dict[str, Any],
+    *,
+    metrics: dict[str, float],
+    run_id: str = "",
+    search: SearchReport | None = None,
+) -> None:
     """Create the job's summary artifact; a failure here never fails the job."""
     from prefect.artifacts import create_markdown_artifact
 
-    from unitrain.stores.registry import ModelRegistry
-
     try:
         registry = ModelRegistry()
-        details.setdefault("experiment_id", registry.experiment_id())
-        details.setdefault("registered_model", registry.name)
+        text = render_summary(
+            plan,
+            result,
+            metrics=metrics,
+            run_id=run_id,
+            search=search,
+            experiment_id=RunStore(registry.store).experiment_id(),
+            registered_model=registry.name,
+        )
         create_markdown_artifact(
-            render_summary(plan, result, **details),
-            key=artifact_key("summary", plan.job),
-            description=f"Result of job {plan.job}",
+            text, key=artifact_key("summary", plan.job), description=f"Result of job {plan.job}"
         )
     except Exception as error:
         log.warning("could not publish the summary: %s", error)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from unitrain.job.plan import JobPlan, TuningPlan
+from unitrain.stores.job_state import JobFolder
 
 __all__ = ["JobView", "Snapshot", "render"]
 
@@ -65,7 +68,8 @@ def render(plan: JobPlan, snapshot: Snapshot, width: int = 100) -> list[str]:
 
 
 def _trial_lines(plan: TuningPlan, rows: list[dict[str, Any]]) -> list[str]:
-    metric, sign = plan.config.metric, (-1.0 if plan.config.mode == "max" else 1.0)
+    objective = plan.objective
+    metric = objective.metric
     trials = [r for r in rows if not str(r.get("trial_id", "")).startswith("... ")]
     counts: dict[str, int] = {}
     for row in trials:
@@ -76,8 +80,7 @@ def _trial_lines(plan: TuningPlan, rows: list[dict[str, Any]]) -> list[str]:
     lines = [f"trials: {summary}" + (f" (and {more[0]})" if more else "")]
 
     def rank(row: dict[str, Any]) -> tuple[bool, float]:
-        value = row.get(metric)
-        return (False, sign * value) if isinstance(value, int | float) else (True, 0.0)
+        return objective.rank(objective.value_of(row))
 
     scored = sorted((r for r in trials if isinstance(r.get(metric), int | float)), key=rank)
     running = [r for r in trials if r.get("status") == "RUNNING" and r not in scored]
@@ -132,8 +135,6 @@ class JobView:
 
     def __enter__(self) -> JobView:
         if self.live:
-            import sys
-
             sys.stdout.flush()
             sys.stderr.flush()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,8 +171,6 @@ class JobView:
 
     def _give_back_terminal(self, *, failed: bool) -> None:
         if self._saved_fds:
-            import sys
-
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(self._saved_fds[0], 1)
@@ -224,8 +223,6 @@ class JobView:
             self._terminal.flush()
             self._drawn = len(lines)
         elif self.plain and self.snapshot.percent >= self._printed + PLAIN_STEP:
-            import sys
-
             self._printed = self.snapshot.percent // PLAIN_STEP * PLAIN_STEP
             stamp = time.strftime("%H:%M:%S")
             sys.stderr.write(
@@ -238,8 +235,6 @@ class _Reader:
     """Finds the job's flow run, then reads its progress and trial table artifacts."""
 
     def __init__(self, client: Any, plan: JobPlan) -> None:
-        from unitrain.stores.job_state import JobFolder
-
         self.client = client
         self.plan = plan
         self.folder = JobFolder(plan.job)
@@ -282,8 +277,6 @@ class _Reader:
             if tables:
                 data = tables[0].data
                 if isinstance(data, str):
-                    import json
-
                     data = json.loads(data)
                 snapshot.rows = list(data) if isinstance(data, list) else []
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from unitrain.job.objective import Objective
+
 __all__ = ["MAX_METRIC_COLUMNS", "MAX_ROWS", "TrialTable"]
 
 MAX_METRIC_COLUMNS = 4
@@ -79,14 +81,10 @@ class TrialTable:
         return rows
 
     def _worth_showing(self, room: int) -> list[str]:
-        metric = self.metrics[0] if self.metrics else ""
-        sign = -1.0 if self.mode == "max" else 1.0
+        objective = Objective(self.metrics[0] if self.metrics else "", self.mode)  # type: ignore[arg-type]
 
         def rank(trial_id: str) -> tuple[bool, float]:
-            value = self.trials[trial_id].get(metric)
-            if isinstance(value, int | float):
-                return (False, sign * value)
-            return (True, 0.0)
+            return objective.rank(objective.value_of(self.trials[trial_id]))
 
         running = [k for k, v in self.trials.items() if v.get("status") == "RUNNING"]
         running = running[: min(MAX_RUNNING_ROWS, room)]

@@ -13,11 +13,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from unitrain.job.objective import Mode
+
 __all__ = ["WEIGHTS", "JobProgress", "StepProgress"]
 
 WEIGHTS: dict[str, dict[str, float]] = {
-    "training": {"dataset": 20.0, "train": 75.0, "model_upload": 5.0},
-    "tuning": {"dataset": 20.0, "trials": 75.0, "model_upload": 5.0},
+    Mode.TRAINING: {"dataset": 20.0, "train": 75.0, "model_upload": 5.0},
+    Mode.TUNING: {"dataset": 20.0, "trials": 75.0, "model_upload": 5.0},
 }
 _MIN_INTERVAL_S = 0.5
 _MIN_STEP_PERCENT = 1.0

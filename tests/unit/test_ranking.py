@@ -3,7 +3,8 @@ import math
 import pytest
 
 from unitrain.errors import UnitrainError
-from unitrain.tasks.register_best_trial import best_trial
+from unitrain.job.objective import Objective
+from unitrain.tune.ranking import best_trial
 from unitrain.tune.results import TrialOutcome
 
 
@@ -21,15 +22,13 @@ def test_best_trial_follows_mode_and_skips_failures():
         trial("e", value=0.95, model=""),
         trial("f", value=math.nan),
     ]
-    assert best_trial(trials, "accuracy", "max").trial_id == "b"
-    assert best_trial(trials, "accuracy", "min").trial_id == "a"
+    assert best_trial(trials, Objective("accuracy", "max")).trial_id == "b"
+    assert best_trial(trials, Objective("accuracy", "min")).trial_id == "a"
 
 
 def test_ties_go_to_the_earliest_trial():
-    assert (
-        best_trial([trial("a", value=0.5), trial("b", value=0.5)], "accuracy", "max").trial_id
-        == "a"
-    )
+    tied = [trial("a", value=0.5), trial("b", value=0.5)]
+    assert best_trial(tied, Objective("accuracy", "max")).trial_id == "a"
 
 
 def test_no_scored_trial_is_a_clear_error_with_reasons_grouped():
@@ -38,7 +37,7 @@ def test_no_scored_trial_is_a_clear_error_with_reasons_grouped():
         for i in range(200)
     ]
     with pytest.raises(UnitrainError) as raised:
-        best_trial([*failed, trial("b", value=None)], "accuracy", "max")
+        best_trial([*failed, trial("b", value=None)], Objective("accuracy", "max"))
     message = str(raised.value)
     assert message.startswith("no trial finished with a model and a value for 'accuracy'")
     assert "200 x it failed: plugin 'p' failed: boom" in message

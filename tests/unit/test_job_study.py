@@ -1,4 +1,4 @@
-"""Reading a study back: configurations from MLflow's strings, and the same-search check."""
+"""A study's rules: configurations from MLflow's strings, and the same-search check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from unitrain.errors import JobValidationError
 from unitrain.job.params import validate_params
 from unitrain.job.search_space import parse_entry
-from unitrain.tune.study import _check_same_search, _config_of, job_file
+from unitrain.job.study import check_same_search, config_from_params, job_file
 
 SPACE = [
     {"name": "lr", "type": "loguniform", "min": 0.0001, "max": 0.1, "base": 10},
@@ -31,10 +31,10 @@ def params(space=SPACE, **tune):
 def test_values_come_back_with_their_types_and_choices_by_what_mlflow_stored():
     entries = [parse_entry(e) for e in SPACE]
     logged = {"lr": "0.003", "layers": "4", "act": "1", "other": "x"}
-    assert _config_of(entries, logged) == {"lr": 0.003, "layers": 4, "act": "1"}
-    assert _config_of(entries, {**logged, "act": "[2, 3]"})["act"] == [2, 3]
-    assert _config_of(entries, {**logged, "act": "true"})["act"] is True
-    assert _config_of(entries, {**logged, "act": "relu"})["act"] == "relu"
+    assert config_from_params(entries, logged) == {"lr": 0.003, "layers": 4, "act": "1"}
+    assert config_from_params(entries, {**logged, "act": "[2, 3]"})["act"] == [2, 3]
+    assert config_from_params(entries, {**logged, "act": "true"})["act"] is True
+    assert config_from_params(entries, {**logged, "act": "relu"})["act"] == "relu"
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_values_come_back_with_their_types_and_choices_by_what_mlflow_stored():
     ],
 )
 def test_a_trial_that_does_not_fit_the_space_is_left_out(logged):
-    assert _config_of([parse_entry(e) for e in SPACE], logged) is None
+    assert config_from_params([parse_entry(e) for e in SPACE], logged) is None
 
 
 def earlier(space=SPACE, plugin="synthetic", **tune):
@@ -55,7 +55,7 @@ def earlier(space=SPACE, plugin="synthetic", **tune):
 
 
 def test_the_same_search_passes():
-    _check_same_search(params(), "synthetic", earlier(), "before")
+    check_same_search(params(), "synthetic", earlier(), "before")
 
 
 def test_each_differing_entry_is_named():
@@ -65,7 +65,7 @@ def test_each_differing_entry_is_named():
         {"name": "dropout", "type": "uniform", "min": 0, "max": 0.5},
     ]
     with pytest.raises(JobValidationError) as error:
-        _check_same_search(params(), "synthetic", earlier(other), "before")
+        check_same_search(params(), "synthetic", earlier(other), "before")
     message = str(error.value)
     assert message.startswith("invalid job: hyperparameters: job 'before' searched another space")
     assert "'act' is only in this job" in message
@@ -84,7 +84,7 @@ def test_each_differing_entry_is_named():
 )
 def test_metric_mode_and_plugin_must_match(earlier_job, field):
     with pytest.raises(JobValidationError, match=f"^invalid job: {field}: job 'before'"):
-        _check_same_search(params(), "synthetic", earlier_job, "before")
+        check_same_search(params(), "synthetic", earlier_job, "before")
 
 
 def test_extend_is_a_job_name():

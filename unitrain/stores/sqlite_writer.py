@@ -1,20 +1,22 @@
-"""A finished trial's MLflow run and model version, written to an SQLite store in one transaction.
+"""Finished runs and the best mark, written to an SQLite store in one transaction each.
 
-Through MLflow's client, recording a short trial takes four calls (create the
-run, log its metrics and parameters, end it, register its model) and about 47
-SQL statements: each call opens a session, looks the experiment or the run up
-again and turns what it wrote back into entities. In a search of many short
+Through MLflow's client, recording a short trial takes several calls (create
+the run, log its metrics and parameters, end it, register its model) and about
+47 SQL statements: each call opens a session, looks the experiment or the run
+up again and turns what it wrote back into entities. In a search of many short
 trials that is most of what the driver does (about 45 ms of CPU a trial here),
 and it competes with Ray Tune's loop for the same interpreter.
 
-For a store in an SQLite file (the default) this module writes the same rows
-with a handful of ``INSERT`` statements in one transaction, through the table
+For a store in an SQLite file (the default) this writer inserts the same rows
+with a handful of statements in one transaction, through the table
 definitions of the installed MLflow (so the columns and their defaults are
-MLflow's own). A trial's run and its model version thus appear together or
-not at all. What is written is read back by MLflow as if its client had
-written it; ``tests/unit/test_sql_writes.py`` compares the two field by field.
-Other stores (a tracking server, another database) keep going through the
-client.
+MLflow's own): a trial's run and its model version appear together or not at
+all. What it writes is read back by MLflow as if its client had written it;
+``tests/unit/test_sqlite_writer.py`` compares the two field by field. That
+comparison holds for the MLflow versions in :data:`VERIFIED_MLFLOW` only:
+with any other, :func:`unverified_reason` says so and the store is written
+through the client (``unitrain.stores.writers``). Rows go to the workspace
+MLflow makes active (``MLFLOW_WORKSPACE``, else its default).
 
 Marking a job's best model is written here too: through the client, each of
 its calls first reads the whole registered model, every version of every job
@@ -26,98 +28,65 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BestMark", "FinishedRun", "ModelVersion", "SqlRunWriter", "writes_directly"]
+from unitrain.stores.mlflow_store import TAG, MlflowStore
+from unitrain.stores.writes import BestMark, FinishedRun, ModelVersion, Written
+
+__all__ = ["VERIFIED_MLFLOW", "SqliteWriter", "unverified_reason"]
+
+#: the MLflow releases (major.minor) whose tables the comparison test has checked
+VERIFIED_MLFLOW = frozenset({"3.17"})
 
 _MLFLOW_RUN_NAME = "mlflow.runName"
 _MLFLOW_USER = "mlflow.user"
 _LARGEST_FLOAT = 1.7976931348623157e308  # what MLflow stores for an infinite metric
 
 
-def writes_directly(tracking_uri: str) -> bool:
-    """Whether runs in this store are written by :class:`SqlRunWriter`."""
-    return tracking_uri.startswith("sqlite:///")
+def unverified_reason(version: str | None = None) -> str:
+    """Why this writer must not be used with this MLflow ('' when it may)."""
+    if version is None:
+        import mlflow
+
+        version = mlflow.__version__
+    release = ".".join(version.split(".")[:2])
+    if release in VERIFIED_MLFLOW:
+        return ""
+    return (
+        f"the SQLite fast path is verified for MLflow {', '.join(sorted(VERIFIED_MLFLOW))}, "
+        f"this is MLflow {version}"
+    )
 
 
-@dataclass(frozen=True)
-class ModelVersion:
-    """A model version to register with a run, in the same transaction."""
+class SqliteWriter:
+    """Writes :class:`FinishedRun` s into one MLflow SQLite store whose artifacts are local."""
 
-    registered_model: str
-    #: where the model's files are (already copied into the run's artifacts)
-    source: str
-    description: str
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class FinishedRun:
-    """A run written once, when it has ended: everything MLflow keeps of it."""
-
-    run_id: str
-    experiment_id: str
-    artifact_uri: str
-    name: str
-    status: str
-    start_ms: int
-    end_ms: int
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
-    #: (key, value, timestamp in ms, step), in the order they were logged
-    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
-    model: ModelVersion | None = None
-
-    @staticmethod
-    def new_run_id() -> str:
-        return uuid.uuid4().hex  # as MLflow makes them
-
-    @staticmethod
-    def artifact_uri_of(experiment_location: str, run_id: str) -> str:
-        from mlflow.utils.uri import append_to_uri_path
-
-        return str(append_to_uri_path(experiment_location, run_id, "artifacts"))
-
-
-@dataclass(frozen=True)
-class BestMark:
-    """One model version marked as its job's best: a tag on it (and on no other), and an alias."""
-
-    registered_model: str
-    version: int
-    #: the tag that marks it (set to "true")
-    tag: str
-    #: versions that carry the tag now and lose it
-    others: tuple[int, ...]
-    alias: str
-
-
-class SqlRunWriter:
-    """Writes :class:`FinishedRun` s into one MLflow SQLite store."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        if not writes_directly(tracking_uri):
-            raise ValueError(f"not an SQLite store: {tracking_uri}")
+    def __init__(self, store: MlflowStore) -> None:
         import sqlalchemy
+        from mlflow.utils.workspace_utils import resolve_entity_workspace_name
+        from sqlalchemy import event
 
-        self.tracking_uri = tracking_uri
+        self.store = store
+        self.workspace = resolve_entity_workspace_name(None)
         # SQLite serialises writers; a commit waits up to 30 s for another's
         # (then the caller's retries take over, as for any call to the store).
-        self._engine = sqlalchemy.create_engine(tracking_uri, connect_args={"timeout": 30})
+        self._engine = sqlalchemy.create_engine(store.tracking_uri, connect_args={"timeout": 30})
+        # In WAL mode a commit need not wait for the disk: the store stays
+        # consistent through any crash of a process, and only a crash of the
+        # machine itself can lose the last commits.
+        event.listen(self._engine, "connect", _sync_at_checkpoints)
 
-    def write(self, run: FinishedRun) -> int | None:
-        """Write the run (and its model version); return the version's number, if any."""
-        return self.write_many([run])[0]
-
-    def write_many(self, runs: Sequence[FinishedRun]) -> list[int | None]:
-        """Write runs (and their model versions) in one transaction; return the versions.
+    def write_many(self, runs: Sequence[FinishedRun], *, again: bool = False) -> list[Written]:
+        """Write runs (and their model versions) in one transaction.
 
         A statement per table for them all: a search's short trials, recorded a
-        few at a time, cost the driver a fraction of what one transaction each did.
+        few at a time, cost the driver a fraction of what one transaction each
+        did. A transaction that failed wrote nothing, so ``again`` changes nothing.
         """
+        return self.store.retrying(lambda: self._write(runs), f"recording {_names(runs)}")
+
+    def _write(self, runs: Sequence[FinishedRun]) -> list[Written]:
         from mlflow.store.tracking.dbmodels.models import (
             SqlLatestMetric,
             SqlMetric,
@@ -128,16 +97,25 @@ class SqlRunWriter:
 
         if not runs:
             return []
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+        if any(run.model is not None for run in runs):
+            self.store.ensure_registered_model()
+        location = self.store.artifact_location()
         run_rows, tag_rows, param_rows, metric_rows, latest_rows = [], [], [], [], []
         for run in runs:
-            tags = dict(run.tags)
+            run_id = run.request  # a new run's ID, as MLflow makes them (a uuid4's hex)
+            artifact_uri = _artifact_uri(location, run_id)
+            for folder, path in run.uploads:  # a retry copies the same files again
+                LocalArtifactRepository(artifact_uri).log_artifacts(folder, path)
+            tags = {**run.tags, TAG.REQUEST: run.request}
             tags.setdefault(_MLFLOW_RUN_NAME, run.name)
-            run_rows.append(_run_row(run, tags))
-            tag_rows += [{"key": k, "value": v, "run_uuid": run.run_id} for k, v in tags.items()]
+            run_rows.append(_run_row(run, tags, artifact_uri))
+            tag_rows += [{"key": k, "value": v, "run_uuid": run_id} for k, v in tags.items()]
             param_rows += [
-                {"key": k, "value": v, "run_uuid": run.run_id} for k, v in run.params.items()
+                {"key": k, "value": v, "run_uuid": run_id} for k, v in run.params.items()
             ]
-            metrics = _metric_rows(run.run_id, run.metrics)
+            metrics = _metric_rows(run_id, run.metrics)
             metric_rows += metrics
             latest_rows += _latest(metrics)
         with self._engine.begin() as connection:
@@ -151,26 +129,36 @@ class SqlRunWriter:
             if metric_rows:
                 connection.execute(SqlMetric.__table__.insert(), metric_rows)
                 connection.execute(SqlLatestMetric.__table__.insert(), latest_rows)
-            models = [(run.run_id, run.model) for run in runs if run.model is not None]
-            versions = _add_model_versions(connection, models)
-        return [versions.get(run.run_id) for run in runs]
+            models = [
+                (
+                    run.request,
+                    f"{_artifact_uri(location, run.request)}/{model.artifact_path}",
+                    model,
+                )
+                for run in runs
+                if (model := run.model) is not None
+            ]
+            versions = _add_model_versions(connection, models, self.workspace)
+        return [Written(run.request, versions.get(run.request)) for run in runs]
 
     def mark_best(self, mark: BestMark) -> None:
         """Move the tag and point the alias at ``mark.version``, in one transaction."""
+        self.store.retrying(
+            lambda: self._mark_best(mark), f"marking model {mark.version} as its job's best"
+        )
+
+    def _mark_best(self, mark: BestMark) -> None:
         import sqlalchemy
         from mlflow.store.model_registry.dbmodels.models import (
             SqlModelVersion,
             SqlModelVersionTag,
             SqlRegisteredModelAlias,
         )
-        from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
         versions = SqlModelVersion.__table__
         tags = SqlModelVersionTag.__table__
         aliases = SqlRegisteredModelAlias.__table__
-        this_model = (tags.c.name == mark.registered_model) & (
-            tags.c.workspace == DEFAULT_WORKSPACE_NAME
-        )
+        this_model = (tags.c.name == mark.registered_model) & (tags.c.workspace == self.workspace)
         with self._engine.begin() as connection:
             # Deleting first takes SQLite's write lock for the whole transaction.
             connection.execute(
@@ -183,7 +171,7 @@ class SqlRunWriter:
             exists = connection.execute(
                 sqlalchemy.select(versions.c.version).where(
                     (versions.c.name == mark.registered_model)
-                    & (versions.c.workspace == DEFAULT_WORKSPACE_NAME)
+                    & (versions.c.workspace == self.workspace)
                     & (versions.c.version == mark.version)
                 )
             ).first()
@@ -195,14 +183,14 @@ class SqlRunWriter:
                     "not found",
                     error_code="RESOURCE_DOES_NOT_EXIST",
                 )
-            where = {"workspace": DEFAULT_WORKSPACE_NAME, "name": mark.registered_model}
+            where = {"workspace": self.workspace, "name": mark.registered_model}
             connection.execute(
                 tags.insert(), {**where, "version": mark.version, "key": mark.tag, "value": "true"}
             )
             connection.execute(
                 aliases.delete().where(
                     (aliases.c.name == mark.registered_model)
-                    & (aliases.c.workspace == DEFAULT_WORKSPACE_NAME)
+                    & (aliases.c.workspace == self.workspace)
                     & (aliases.c.alias == mark.alias)
                 )
             )
@@ -211,9 +199,23 @@ class SqlRunWriter:
             )
 
 
-def _run_row(run: FinishedRun, tags: dict[str, str]) -> dict[str, Any]:
+def _names(runs: Sequence[FinishedRun]) -> str:
+    return "run(s) " + ", ".join(run.name for run in runs[:3]) + (" ..." if len(runs) > 3 else "")
+
+
+def _artifact_uri(location: str, run_id: str) -> str:
+    from mlflow.utils.uri import append_to_uri_path
+
+    return str(append_to_uri_path(location, run_id, "artifacts"))
+
+
+def _sync_at_checkpoints(connection: Any, _record: Any) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _run_row(run: FinishedRun, tags: dict[str, str], artifact_uri: str) -> dict[str, Any]:
     return {
-        "run_uuid": run.run_id,
+        "run_uuid": run.request,
         "name": run.name,
         "source_type": "UNKNOWN",
         "source_name": "",
@@ -224,7 +226,7 @@ def _run_row(run: FinishedRun, tags: dict[str, str]) -> dict[str, Any]:
         "end_time": run.end_ms,
         "source_version": "",
         "lifecycle_stage": "active",
-        "artifact_uri": run.artifact_uri,
+        "artifact_uri": artifact_uri,
         "experiment_id": int(run.experiment_id),
     }
 
@@ -262,7 +264,7 @@ def _latest(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _add_model_versions(
-    connection: Any, models: Sequence[tuple[str, ModelVersion]]
+    connection: Any, models: Sequence[tuple[str, str, ModelVersion]], workspace: str
 ) -> dict[str, int]:
     """Register each run's model as the next versions of its registered model; run -> version."""
     import sqlalchemy
@@ -271,51 +273,50 @@ def _add_model_versions(
         SqlModelVersionTag,
         SqlRegisteredModel,
     )
-    from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
     versions = SqlModelVersion.__table__
     registered = SqlRegisteredModel.__table__
     now = int(time.time() * 1000)
     numbers: dict[str, int] = {}
-    for name in dict.fromkeys(model.registered_model for _, model in models):
-        mine = [(run_id, model) for run_id, model in models if model.registered_model == name]
+    for name in dict.fromkeys(model.registered_model for _, _, model in models):
+        mine = [(run_id, source, m) for run_id, source, m in models if m.registered_model == name]
         highest = connection.execute(
             sqlalchemy.select(sqlalchemy.func.max(versions.c.version)).where(
-                versions.c.name == name, versions.c.workspace == DEFAULT_WORKSPACE_NAME
+                versions.c.name == name, versions.c.workspace == workspace
             )
         ).scalar()
         version_rows, tag_rows = [], []
-        for number, (run_id, model) in enumerate(mine, start=(highest or 0) + 1):
+        for number, (run_id, source, model) in enumerate(mine, start=(highest or 0) + 1):
             numbers[run_id] = number
             version_rows.append(
                 {
-                    "workspace": DEFAULT_WORKSPACE_NAME,
+                    "workspace": workspace,
                     "name": name,
                     "version": number,
                     "creation_time": now,
                     "last_updated_time": now,
                     "description": model.description,
-                    "source": model.source,
-                    "storage_location": model.source,
+                    "source": source,
+                    "storage_location": source,
                     "run_id": run_id,
                 }
             )
             tag_rows += [
                 {
-                    "workspace": DEFAULT_WORKSPACE_NAME,
+                    "workspace": workspace,
                     "name": name,
                     "version": number,
                     "key": k,
                     "value": v,
                 }
-                for k, v in model.tags.items()
+                for k, v in {**model.tags, TAG.REQUEST: run_id}.items()
             ]
         connection.execute(versions.insert(), version_rows)
         if tag_rows:
             connection.execute(SqlModelVersionTag.__table__.insert(), tag_rows)
         updated = connection.execute(
             registered.update()
-            .where(registered.c.name == name, registered.c.workspace == DEFAULT_WORKSPACE_NAME)
+            .where(registered.c.name == name, registered.c.workspace == workspace)
             .values(last_updated_time=now)
         )
         if updated.rowcount != 1:  # deleted meanwhile: the whole transaction is undone
