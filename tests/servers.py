@@ -161,19 +161,22 @@ class LossyProxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self.lost: list[tuple[str, str]] = []
         self._to_lose: dict[tuple[str, str], int] = {}
+        self._to_skip: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server: _QuietServer | None = None
         self._thread: threading.Thread | None = None
 
-    def lose_replies(self, method: str, path: str, count: int = 1) -> None:
-        """Lose the replies of the next ``count`` requests ``method path`` (no query string).
+    def lose_replies(self, method: str, path: str, count: int = 1, *, skip: int = 0) -> None:
+        """Lose the replies of the next ``count`` requests ``method path`` (no query string),
+        after letting the next ``skip`` of them through.
 
         Adds to what is still to lose for that request.
         """
         key = (method.upper(), path)
         with self._lock:
             self._to_lose[key] = self._to_lose.get(key, 0) + count
+            self._to_skip[key] = self._to_skip.get(key, 0) + skip
 
     def pending(self) -> dict[tuple[str, str], int]:
         """What is still to lose: ``(method, path) -> count``, zero counts left out."""
@@ -183,6 +186,9 @@ class LossyProxy:
     def _should_lose(self, method: str, path: str) -> bool:
         key = (method, path.split("?", 1)[0])
         with self._lock:
+            if self._to_skip.get(key, 0) > 0 and self._to_lose.get(key, 0) > 0:
+                self._to_skip[key] -= 1
+                return False
             if self._to_lose.get(key, 0) <= 0:
                 return False
             self._to_lose[key] -= 1

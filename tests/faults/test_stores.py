@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.helpers import Home, tuning_job, wait_for
-from tests.servers import MlflowServer
+from tests.servers import LossyProxy, MlflowServer
 
 pytestmark = pytest.mark.faults
 
@@ -98,4 +98,45 @@ def test_a_long_mlflow_outage_fails_clearly_and_the_job_resumes(
         )
         assert len(registered) == len(set(registered)) == 6
     finally:
+        server.stop()
+
+
+@pytest.mark.fault("the MLflow server's replies to 3 writes are lost (the writes took effect)")
+def test_writes_whose_replies_were_lost_are_found_not_made_twice(
+    tmp_path: Path, shared_home: Home, report
+):
+    from mlflow import MlflowClient
+
+    server = MlflowServer(tmp_path)
+    server.start()
+    proxy = LossyProxy(server.url)
+    proxy.start()
+    try:
+        # The job's own run is created first: the lost run is a trial's.
+        proxy.lose_replies("POST", "/api/2.0/mlflow/runs/create", 1, skip=1)
+        proxy.lose_replies("POST", "/api/2.0/mlflow/model-versions/create", 2, skip=1)
+        job = tuning_job("fault-lost-replies", trials=6, work_s=0.2)
+        env = shared_home.env(MLFLOW_TRACKING_URI=proxy.url, UNITRAIN_STORE_RETRY_S="60")
+        running = shared_home.start(job, env=env)
+        assert running.wait(400) == 0, running.stderr[-3000:]
+        assert proxy.pending() == {}, "the proxy did not lose every reply it was told to"
+        client = MlflowClient(tracking_uri=server.url)  # the server itself, not the proxy
+        runs = client.search_runs(
+            [client.get_experiment_by_name("unitrain").experiment_id],
+            filter_string=f"tags.`unitrain.job` = '{job['name']}'",
+        )
+        trial_runs = [r.data.tags.get("unitrain.trial_id") for r in runs]
+        trial_runs = [t for t in trial_runs if t]
+        registered = server.registered_trials(job["name"])
+        report.record(
+            survived=True,
+            lost=6 - len(set(registered)),
+            duplicated=len(registered) - len(set(registered)) + len(runs) - 7,
+        )
+        assert len(runs) == 7, [r.info.run_name for r in runs]  # the job's run and 6 trials'
+        assert sorted(trial_runs) == sorted(set(trial_runs)) and len(trial_runs) == 6
+        assert len(registered) == len(set(registered)) == 6
+        assert sorted(registered) == sorted(trial_runs)
+    finally:
+        proxy.stop()
         server.stop()
