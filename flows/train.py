@@ -98,7 +98,7 @@ def train(
 def _run_training(run: JobRun, plan: JobPlan, dataset: Dataset, progress: JobProgress) -> dict:
     # Training has side effects: Ray must not run it again on its own.
     with remote_options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_retries=0):
-        trained = result_of(train_model.submit(plan, dataset, progress, run.run_id))
+        trained = result_of(train_model.submit(plan, dataset, progress, run.run_id, run.resumed))
     publication = Publication(
         run.run_id, trained.model_dir, trained.metrics, trained.hyperparameters
     )

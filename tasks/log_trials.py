@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from prefect import get_run_logger, task
 
 from unitrain.job.plan import TuningPlan
@@ -12,7 +14,7 @@ from unitrain.tune.results import TuneOutcome
 def log_trials(plan: TuningPlan, outcome: TuneOutcome) -> None:
     """The table as the search left it (register_best_trial adds the winner's mark)."""
     outcome.table.publish(plan.job)
+    without = Counter(t.why_no_model for t in outcome.trials if not t.has_model)
     logger = get_run_logger()
-    for trial in outcome.trials:
-        if not trial.has_model:
-            logger.warning("trial %s: no model, %s", trial.trial_id, trial.why_no_model)
+    for why, count in without.most_common():  # once per reason, not once per trial
+        logger.warning("%d trial(s) without a model: %s", count, why)

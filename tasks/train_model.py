@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 from prefect import get_run_logger, task
-from prefect.runtime import flow_run
 
+from unitrain.checkpoints import TrainingCheckpoints
 from unitrain.errors import UnitrainError
-from unitrain.job.names import job_folder
 from unitrain.job.plan import JobPlan
 from unitrain.job.records import Dataset
 from unitrain.plugin_runner import PluginCall, PluginResult, run_plugin
 from unitrain.reporting.progress import JobProgress
 from unitrain.run_sinks import MlflowSink
-from unitrain.settings import settings
+from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.runs import RunStore
 
 
 @task(name="train")
 def train_model(
-    plan: JobPlan, dataset: Dataset, progress: JobProgress, run_id: str
+    plan: JobPlan, dataset: Dataset, progress: JobProgress, run_id: str, resume: bool
 ) -> PluginResult:
     """Call the plugin's ``train(run, dataset, hyperparameter, checkpoint)``, logging into the
-    job's run ``run_id`` (which the job ends once its model is published)."""
+    job's run ``run_id`` (which the job ends once its model is published).
+
+    Each report whose model folder changed is kept as the job's checkpoint; a
+    job that ``resume`` s an interrupted run continues from the latest one.
+    """
     logger = get_run_logger()
     registry = ModelRegistry()
     runs = RunStore(registry.store)
-    flow_run_id = flow_run.get_id() or "local"
-    output = job_folder(settings().storage_dir(), plan.job) / flow_run_id / "model"
-    output.mkdir(parents=True, exist_ok=True)
+    folder = JobFolder(plan.job).training_path
+    checkpoints = TrainingCheckpoints(folder)
+    own = checkpoints.latest() if resume else None
+    if own is None:
+        checkpoints.clear()
+    else:
+        logger.info("continuing the interrupted training of %r after report %d", plan.job,
+                    own.iteration)  # fmt: skip
+    output = folder / "model"
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True)
     step = progress.step("train")
     try:
         with tempfile.TemporaryDirectory(prefix="unitrain-checkpoint-") as download:
@@ -40,8 +52,9 @@ def train_model(
                 hyperparameter=dict(plan.hyperparameter),
                 output=output,
                 sink=MlflowSink(run_id, runs),
-                checkpoint=registry.resolve_checkpoint(plan.checkpoint_id, download),
+                checkpoint=own or registry.resolve_checkpoint(plan.checkpoint_id, download),
                 progress=step,
+                reporter=checkpoints.reporter(output, after=own.iteration if own else 0),
             )
             result = run_plugin(call)
     except BaseException as error:

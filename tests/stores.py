@@ -10,19 +10,21 @@ from unitrain.stores.mlflow_store import EXPERIMENT_NAME
 __all__ = ["EXPERIMENT_NAME", "experiment_id", "mlflow_client", "new_run", "register_model"]
 
 
-def mlflow_client() -> Any:
-    """MLflow's client on the configured store (the tests check MLflow with MLflow)."""
+def mlflow_client(tracking_uri: str | None = None) -> Any:
+    """MLflow's client on the configured store, or another (the tests check MLflow with
+    MLflow)."""
     from mlflow import MlflowClient
 
-    uri = settings().mlflow_tracking_uri()
+    uri = tracking_uri or settings().mlflow_tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_id() -> str:
+def experiment_id(tracking_uri: str | None = None) -> str:
     """unitrain's experiment in that store (made if it is not there yet)."""
+    from unitrain.stores.mlflow_store import MlflowStore
     from unitrain.stores.runs import RunStore
 
-    return RunStore().experiment_id()
+    return RunStore(MlflowStore(tracking_uri)).experiment_id()
 
 
 def new_run() -> str:

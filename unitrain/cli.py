@@ -173,9 +173,9 @@ def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
     with contextlib.suppress(Exception):  # best effort: the next run ends them too
         end_leftovers(plan.job, flow_run_id=None)
     how = (
-        "finished trials are kept and the others run again"
+        "finished trials are kept, the others continue from their last checkpoints"
         if plan.mode is Mode.TUNING
-        else "training starts over"
+        else "training continues from its last checkpoint"
     )
     signal_name = "Ctrl-C" if code == EXIT_INTERRUPTED else "SIGTERM"
     print(

@@ -47,6 +47,9 @@ def save_flavor(folder: Path, flavor: ModuleType, model: Any, **kwargs: Any) -> 
     flavor's default requirements are written: MLflow would otherwise infer
     them by loading the model in a new Python process, seconds per trial.
     """
+    if _is_generic_wrapper(folder):
+        # written when the folder was a report's checkpoint; the flavor replaces it
+        (folder / MLMODEL).unlink()
     if (folder / MLMODEL).exists():
         raise ValueError(f"{folder} holds an MLflow model already (log_model is called once)")
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,6 +113,17 @@ def add_generic_wrapper(folder: Path, plugin: str) -> None:
         "metadata": {PLUGIN_KEY: plugin},
     }
     (folder / MLMODEL).write_text(yaml.safe_dump(description, sort_keys=False))
+
+
+def _is_generic_wrapper(folder: Path) -> bool:
+    import yaml
+
+    try:
+        description = yaml.safe_load((folder / MLMODEL).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    flavor = (description or {}).get("flavors", {}).get("python_function", {})
+    return isinstance(flavor, dict) and flavor.get("loader_module") == __name__
 
 
 class PluginModel:

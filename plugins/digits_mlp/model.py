@@ -63,6 +63,7 @@ def train(
 
     model = _network(features.shape[1], hp.hidden_units, classes, hp.dropout_rate)
     start_epoch = 0
+    end_epoch = hp.epochs
     if checkpoint is not None:
         state = torch.load(Path(checkpoint.path) / CHECKPOINT_FILE, weights_only=True)
         if state["inputs"] != features.shape[1] or state["classes"] != classes:
@@ -78,7 +79,13 @@ def train(
         model.load_state_dict(state["state_dict"])
         mean, std = state["mean"].numpy(), state["std"].numpy()
         start_epoch = int(state.get("epochs_done", 0))
-        run.log_message(f"resumed from model {checkpoint.model_id} after {start_epoch} epochs")
+        if getattr(checkpoint, "continues", False):
+            # work in progress (a retried or resumed trial, PBT, a resumed job): finish it
+            end_epoch = int(state.get("epochs_target", start_epoch + hp.epochs))
+            run.log_message(f"continuing at epoch {start_epoch} of {end_epoch}")
+        else:  # a registered model: train it for this job's epochs more
+            end_epoch = start_epoch + hp.epochs
+            run.log_message(f"resumed from model {checkpoint.model_id} after {start_epoch} epochs")
 
     xt = torch.from_numpy((x_train - mean) / std)
     yt = torch.from_numpy(y_train)
@@ -88,8 +95,27 @@ def train(
     loss_fn = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(hp.seed)
 
+    output = Path(run.checkpoint_output)
+
+    def save(epochs_done: int) -> None:
+        output.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "state_dict": model.state_dict(),
+                "inputs": features.shape[1],
+                "classes": classes,
+                "hidden_units": hp.hidden_units,
+                "mean": torch.from_numpy(mean),
+                "std": torch.from_numpy(std),
+                "epochs_done": epochs_done,
+                "epochs_target": end_epoch,
+            },
+            output / CHECKPOINT_FILE,
+        )
+
     metrics: dict[str, float] = {}
-    for epoch in range(start_epoch, start_epoch + hp.epochs):
+    total = max(end_epoch - start_epoch, 1)
+    for epoch in range(start_epoch, end_epoch):
         model.train()
         order = torch.randperm(len(xt), generator=generator)
         total_loss, correct = 0.0, 0
@@ -117,37 +143,50 @@ def train(
             "validation_accuracy": float((valid_logits.argmax(1) == yv).float().mean()),
         }
         done = epoch - start_epoch + 1
-        if done % hp.report_every == 0 or done == hp.epochs:
+        if done % hp.report_every == 0 or epoch + 1 == end_epoch:
             for key, value in metrics.items():
                 category = "validation" if key.startswith("validation") else "training"
                 run.log_metric(category, key, value, epoch=epoch)
-            # In tuning mode this also lets schedulers (HyperBand, ASHA, ...) stop
-            # a bad trial early.
+            # Saved first: a report's checkpoint is what the folder holds when it is
+            # made. In tuning mode the report also lets schedulers (HyperBand, ASHA,
+            # ...) stop a bad trial here, keeping that checkpoint as its model.
+            save(epoch + 1)
             run.report(metrics, epoch=epoch)
-        run.set_progress(done, hp.epochs, category="train")
+        run.set_progress(done, total, category="train")
 
     with torch.no_grad():
         predictions = model(xv).argmax(1).numpy()
     run.log_visualization(
-        "predictions", "validation", start_epoch + hp.epochs, _grid(x_valid, y_valid, predictions)
+        "predictions", "validation", end_epoch, _grid(x_valid, y_valid, predictions)
     )
-
-    output = Path(run.checkpoint_output)
-    output.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "inputs": features.shape[1],
-            "classes": classes,
-            "hidden_units": hp.hidden_units,
-            "mean": torch.from_numpy(mean),
-            "std": torch.from_numpy(std),
-            "epochs_done": start_epoch + hp.epochs,
-        },
-        output / CHECKPOINT_FILE,
-    )
+    save(end_epoch)
     _log_mlflow_model(run, _on_raw_features(model, mean, std), x_valid[:5])
     return metrics
+
+
+class _Predictor:
+    """The network of a saved ``model.pt`` on raw features: what ``load_model`` returns."""
+
+    def __init__(self, path: str) -> None:
+        import torch
+
+        state = torch.load(Path(path) / CHECKPOINT_FILE, weights_only=True)
+        network = _network(state["inputs"], state["hidden_units"], state["classes"], 0.0)
+        network.load_state_dict(state["state_dict"])
+        self.network = _on_raw_features(network, state["mean"].numpy(), state["std"].numpy())
+
+    def predict(self, inputs: Any) -> Any:
+        import torch
+
+        features = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        with torch.no_grad():
+            return self.network(features).numpy()
+
+
+def load_model(path: str) -> _Predictor:
+    """A model folder as something that predicts: for versions saved as plain checkpoints
+    (a trial a scheduler stopped keeps its last checkpoint as its model)."""
+    return _Predictor(path)
 
 
 def _on_raw_features(model: Any, mean: np.ndarray, std: np.ndarray) -> Any:

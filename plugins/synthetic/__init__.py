@@ -7,12 +7,16 @@ x, y in [0, 1] mapped to [-5, 10] x [0, 15] (three optima, best score
 -0.397887; the usual test of a model-based search). With
 ``fail: true`` the trial raises, and with ``kill_self: true`` its process
 sends itself SIGKILL, as the kernel's out-of-memory killer would
-(``kill_once: true``: only the first time it runs): they exercise unitrain's
-handling of failures.
+(``kill_once: true``: only the first time it runs; ``kill_at_step: n``: the
+first time it reaches step ``n``): they exercise unitrain's handling of failures.
 
 It defines ``tune()`` too, as plugins may: in tuning mode each of the ``steps``
 reports a partial score through ``run.report`` (schedulers act on it), and
-the full score comes at the last step.
+the full score comes at the last step. Before each report it saves its
+"model" (``model.json``: the configuration, and ``steps_done`` with who
+trained which steps, ``trained_by``), which the report carries as its
+checkpoint; given a checkpoint the job saved itself, it goes on from the
+steps behind it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Hyperparameters(BaseModel):
     fail: bool = False
     kill_self: bool = False
     kill_once: bool = False
+    #: the first time the run reaches this step, its process sends itself SIGKILL
+    kill_at_step: int | None = Field(default=None, ge=0)
     label: Any = None
 
 
@@ -54,31 +60,61 @@ def train(
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
     score = objective(hp)
-    for step in range(hp.steps):
+    done, trained_by = _continued(checkpoint)
+    for step in range(done, hp.steps):
+        _kill_at(hp, run, step)
         time.sleep(hp.work_s / hp.steps)
         run.set_progress(step + 1, hp.steps)
+        if step < hp.steps - 1:  # the model as it stands, then the report: its checkpoint
+            _save(run, hp, score, step + 1, trained_by)
+            run.report({"score": score * (step + 1) / hp.steps}, step=step)
     run.log_metric("training", "score", score, epoch=hp.steps - 1)
-    output = Path(run.checkpoint_output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
+    _save(run, hp, score, hp.steps, trained_by)
     return {"score": score}
 
 
 def tune(
     hyperparameter: dict[str, Any], run: Any, dataset: Any, checkpoint: Any, **kwargs: Any
 ) -> float:
-    """One trial: report a score that grows to the final one, then save the "model"."""
+    """One trial: report a score that grows to the final one, then save the "model".
+
+    The model is saved before each report, so that each report carries it as
+    its checkpoint; a trial that continues from a checkpoint (its own, or
+    another trial's under PBT) goes on from the steps behind it.
+    """
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
     score = objective(hp)
-    for step in range(hp.steps):
+    done, trained_by = _continued(checkpoint)
+    for step in range(done, hp.steps):
+        _kill_at(hp, run, step)
         time.sleep(hp.work_s / hp.steps)
         if step < hp.steps - 1:  # the last value is the one returned
+            _save(run, hp, score, step + 1, trained_by)
             run.report({"score": score * (step + 1) / hp.steps}, step=step)
+    _save(run, hp, score, hp.steps, trained_by)
+    return score
+
+
+def _continued(checkpoint: Any) -> tuple[int, list[list[Any]]]:
+    """The steps behind a checkpoint this job saved, and who trained them (none otherwise)."""
+    if checkpoint is None or not getattr(checkpoint, "continues", False):
+        return 0, []
+    saved = json.loads((Path(checkpoint.path) / "model.json").read_text())
+    return int(saved.get("steps_done", 0)), list(saved.get("trained_by", []))
+
+
+def _save(run: Any, hp: Hyperparameters, score: float, steps: int, trained_by: list) -> None:
+    """The "model": the configuration, its score, and the steps behind it: one
+    ``[trainer, first step, last step]`` for each time a trial (or the training job)
+    trained it, the checkpoint's ones first."""
+    trainer = run.trial_id or "training"
+    begun = trained_by[-1][2] if trained_by else 0
+    history = [*(list(part) for part in trained_by), [trainer, begun, steps]]
     output = Path(run.checkpoint_output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "model.json").write_text(json.dumps({"x": hp.x, "y": hp.y, "score": score}))
-    return score
+    model = {"x": hp.x, "y": hp.y, "score": score, "steps_done": steps, "trained_by": history}
+    (output / "model.json").write_text(json.dumps(model))
 
 
 def objective(hp: Hyperparameters) -> float:
@@ -100,5 +136,15 @@ def _fail_if_asked(hp: Hyperparameters, run: Any) -> None:
     marker = Path(run.checkpoint_output).parent / "killed-once"
     if hp.kill_self or (hp.kill_once and not marker.exists()):
         marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_at(hp: Hyperparameters, run: Any, step: int) -> None:
+    """The process dies at ``kill_at_step``, once: as a node or the OOM killer would take it."""
+    if hp.kill_at_step is None or step != hp.kill_at_step:
+        return
+    marker = Path(run.checkpoint_output).parent / "killed-at-step"
+    if not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)

@@ -18,6 +18,7 @@ import pytest
 GROUPS = {
     "test_train_flow.py": "training",
     "test_tune_flow.py": "tuning",
+    "test_checkpoints.py": "tuning",
     "test_examples.py": "examples",
 }
 

@@ -43,13 +43,14 @@ def main() -> None:
                 hyperparameters=[{"name": "x", "type": "uniform", "min": 0, "max": 1}],
                 tune_config={"metric": "score", "mode": "max", "num_samples": 3},
             )
-        from tests.stores import mlflow_client
+        from mlflow import MlflowClient
+
         from unitrain.stores.mlflow_store import TAG
         from unitrain.stores.registry import ModelRegistry
 
         registry = ModelRegistry()
         nodes = [
-            mlflow_client().get_run(registry.get(m["model_id"]).run_id).data.tags[TAG.NODE]
+            MlflowClient().get_run(registry.get(m["model_id"]).run_id).data.tags[TAG.NODE]
             for m in result["trial_models"]
         ]
         print(

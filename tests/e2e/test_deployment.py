@@ -182,7 +182,7 @@ def test_scheduled_retraining_continues_from_its_previous_model(stack: Stack):
     assert first["state"]["type"] == second["state"]["type"] == "COMPLETED"
     registry = stack.registry()
     earlier, later = registry.models(job="digits-nightly")
-    run = mlflow_client().get_run(later.run_id)
+    run = mlflow_client(registry.tracking_uri).get_run(later.run_id)
     assert run.data.tags["unitrain.checkpoint"] == str(earlier.model_id)
 
 
@@ -191,8 +191,8 @@ def test_scheduled_retuning_learns_from_its_earlier_round_and_starts_from_its_be
     second = stack.run_deployment("train/retune-digits-weekly")
     assert first["state"]["type"] == second["state"]["type"] == "COMPLETED", second["state"]
     registry = stack.registry()
-    runs = mlflow_client().search_runs(
-        [experiment_id()],
+    runs = mlflow_client(registry.tracking_uri).search_runs(
+        [experiment_id(registry.tracking_uri)],
         filter_string="tags.`unitrain.job` = 'digits-retune'",
         order_by=["attributes.start_time ASC"],
     )

@@ -261,7 +261,7 @@ def test_max_concurrent_trials_is_honoured(flow_env):
 def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
     # The best point runs first; ASHA then stops trials whose partial scores fall
     # below it at the first rung. Stopped trials keep their MLflow run (KILLED)
-    # and register no model.
+    # and register the checkpoint of their last report as their model.
     config = {
         "metric": "score",
         "mode": "max",
@@ -286,9 +286,13 @@ def test_asha_stops_bad_trials_early_and_the_job_still_succeeds(flow_env):
     finished = [r for r in runs if r.info.status == "FINISHED"]
     assert killed, "ASHA stopped no trial"
     assert len(killed) + len(finished) == 8
-    registered = {m["trial_id"] for m in result["trial_models"]}
-    assert registered == {r.data.tags["unitrain.trial_id"] for r in finished}
-    assert not registered & {r.data.tags["unitrain.trial_id"] for r in killed}
+    registered = {m["trial_id"]: m["model_id"] for m in result["trial_models"]}
+    assert set(registered) == {r.data.tags["unitrain.trial_id"] for r in runs}
+    for stopped in killed:
+        version = mlflow_client().get_model_version(
+            "unitrain", str(registered[stopped.data.tags["unitrain.trial_id"]])
+        )
+        assert 1 <= int(version.tags["unitrain.stopped_at_iteration"]) < 4
     best = result["best_trial"]["config"]
     assert (best["x"], best["y"]) == (0.3, 0.7)
 

@@ -66,7 +66,8 @@ def main() -> None:
                     "max_failures": 2,
                 },
             )
-        from tests.stores import mlflow_client
+        from mlflow import MlflowClient
+
         from unitrain.stores.mlflow_store import TAG
         from unitrain.stores.registry import ModelRegistry
 
@@ -81,7 +82,7 @@ def main() -> None:
                     "removed_node_ran_trials": bool(removed),
                     "kept_node": kept,
                     "model_nodes": [
-                        mlflow_client().get_run(m.run_id).data.tags[TAG.NODE] for m in models
+                        MlflowClient().get_run(m.run_id).data.tags[TAG.NODE] for m in models
                     ],
                 }
             )

@@ -61,6 +61,7 @@ def test_entry_is_chosen_by_type():
         # no power of ten fits as the default q (found by the fuzz test)
         ({"type": "qloguniform", "min": 5e-324, "max": 1, "base": 10}, "q must be given"),
         ({"type": "quniform", "min": 0, "max": 5e-322}, "q must be given"),
+        ({"type": "qrandn", "mean": 0, "sd": 5e-324}, "q must be given"),
         ({"type": "uniform", "min": 0, "max": float("inf")}, "finite number"),
     ],
 )

@@ -16,4 +16,4 @@ SEARCH_ALGORITHMS: tuple[str, ...] = (
     "optunasearch",
 )
 
-SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt")
+SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt", "pb2")

@@ -114,6 +114,9 @@ class TuneConfig(_Strict):
     stop: StopConfig = Field(default_factory=StopConfig)
     #: register only this many of the best trials' models (default: every one)
     keep_models: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: checkpoints each trial keeps in the job's storage (older ones are deleted as new ones
+    #: arrive); default 2, and 4 with PBT, whose trials restart from each other's
+    keep_checkpoints: int | None = Field(default=None, ge=1, le=1000)
     #: a finished tuning job whose trials this search continues (its own name: a new round)
     extend: str | None = None
 
@@ -121,6 +124,13 @@ class TuneConfig(_Strict):
     def objective(self) -> Objective:
         """The metric and its direction, the one place trials are compared."""
         return Objective(self.metric, self.mode)
+
+    @property
+    def checkpoints_kept(self) -> int:
+        """How many checkpoints each trial keeps (``keep_checkpoints``, or its default)."""
+        if self.keep_checkpoints is not None:
+            return self.keep_checkpoints
+        return 4 if self.scheduler.name in ("pbt", "pb2") else 2
 
     @field_validator("extend")
     @classmethod

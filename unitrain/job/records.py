@@ -57,15 +57,33 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A resolved ``checkpoint``, as handed to a plugin: a local folder plus metadata."""
+    """What a plugin continues from, as handed to it: a local folder plus metadata.
 
-    model_id: int
+    Either a registered model (the job's ``checkpoint``: ``model_id`` and its
+    ``record``), or a checkpoint the job saved itself while it ran (``model_id``
+    is None): a trial retried or resumed, a trial that PBT restarted from
+    another's state, a training job resumed after a crash. Such a checkpoint
+    :attr:`continues` work in progress: the plugin goes on where it stopped.
+    """
+
+    model_id: int | None
     path: str
-    record: ModelRecord
+    record: ModelRecord | None = None
+    #: how many reports (``run.report``) were behind the checkpoint when it was saved
+    iteration: int = 0
+    #: the trial that saved it ('' for a registered model or a training job)
+    trial_id: str = ""
+
+    @property
+    def continues(self) -> bool:
+        """Whether this is the job's own work in progress (else a finished, registered model)."""
+        return self.model_id is None
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return asdict(self.record)
+        if self.record is not None:
+            return asdict(self.record)
+        return {"iteration": self.iteration, "trial_id": self.trial_id}
 
 
 @dataclass(frozen=True)

@@ -412,6 +412,8 @@ class QRandN(RandN):
 
     @model_validator(mode="after")
     def _q_fits(self) -> QRandN:
+        if not self.effective_q > 0:  # the default q of an sd too close to 0
+            raise ValueError(f"q must be given: no default q (a power of ten) fits sd={self.sd}")
         if (abs(self.mean) + 10 * self.sd) / self.effective_q > _MAX_STEPS:
             raise ValueError(
                 f"q={self.effective_q} is too small for mean={self.mean}, sd={self.sd}"

@@ -97,8 +97,8 @@ def job_run(plan: JobPlan, flow_run_id: str) -> Iterator[JobRun]:
                 updated_at=now,
             )
             # State of an earlier, different job of this name is not this run's.
-            shutil.rmtree(folder.tune_path, ignore_errors=True)
-            shutil.rmtree(folder.trials_path, ignore_errors=True)
+            for kept in (folder.tune_path, folder.trials_path, folder.training_path):
+                shutil.rmtree(kept, ignore_errors=True)
         runs = RunStore()
         if resumed and record.run_id:
             runs.reopen_run(record.run_id)

@@ -90,6 +90,22 @@ class JobFolder:
     def trials_path(self) -> Path:
         return self.path / "trials"
 
+    @property
+    def training_path(self) -> Path:
+        """A training job's model folder and its latest checkpoint (stable across resumes)."""
+        return self.path / "training"
+
+    def disk_usage(self) -> int:
+        """Bytes the job's checkpoints, trial folders and models take in the storage."""
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    total += (Path(root) / name).stat().st_size
+                except OSError:
+                    continue  # removed meanwhile
+        return total
+
     # -- record --------------------------------------------------------------
 
     def record(self) -> JobRecord | None:

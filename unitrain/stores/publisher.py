@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from unitrain.job.objective import Objective
@@ -56,6 +56,8 @@ class Publication:
     hyperparameters: dict[str, Any]
     trial_id: str = ""
     artifact_path: str = "model"
+    #: tags the version gets besides the job's own
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class ModelPublisher:
@@ -115,7 +117,12 @@ class ModelPublisher:
         return self._known
 
     def version(
-        self, *, trial_id: str, hyperparameters: dict[str, Any], metrics: dict[str, float]
+        self,
+        *,
+        trial_id: str,
+        hyperparameters: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str] | None = None,
     ) -> ModelVersion:
         """The version a model of this job gets: its description and tags."""
         return ModelVersion(
@@ -130,6 +137,7 @@ class ModelPublisher:
                 TAG.HYPERPARAMETERS: json.dumps(hyperparameters, sort_keys=True, default=str),
                 TAG.METRICS: json.dumps(metrics, sort_keys=True),
                 TAG.JOB_RUN: self.job_run,
+                **(tags or {}),
             },
         )
 
@@ -148,6 +156,7 @@ class ModelPublisher:
             trial_id=trial_id,
             hyperparameters=publication.hyperparameters,
             metrics=publication.metrics,
+            tags=publication.tags,
         )
         model_id = self.registry.create_version(
             spec,

@@ -23,6 +23,7 @@ from unitrain.metrics import finite_metrics
 from unitrain.reporting.progress import StepProgress
 from unitrain.reporting.trial_table import MAX_METRIC_COLUMNS, TrialTable
 from unitrain.tune.results import RAY_BOOKKEEPING
+from unitrain.tune.trial import LINEAGE_KEY
 
 __all__ = ["TrialsLoggingCallback"]
 
@@ -61,6 +62,8 @@ class TrialsLoggingCallback(Callback):
         self.metric_columns: list[str] = [metric]
         self.metric_names: set[str] = set()
         self.finished = 0
+        #: whether a trial continued from another's state (the table then says which)
+        self.cloned = False
         self._clock = clock
         self._on_start = on_start
         self._on_result = on_result
@@ -124,6 +127,10 @@ class TrialsLoggingCallback(Callback):
             self.metric_names.add(key)
             if key not in self.metric_columns and len(self.metric_columns) < MAX_METRIC_COLUMNS:
                 self.metric_columns.append(key)
+        cloned = (result or {}).get(LINEAGE_KEY)
+        if isinstance(cloned, str):  # PBT restarted it from another trial's state
+            row["cloned"] = f"{row['cloned']}; {cloned}" if row.get("cloned") else cloned
+            self.cloned = True
 
     def add_earlier(self, trials: Sequence[EarlierTrial]) -> None:
         """Rows for the trials of the study this search extends, first, as ``EARLIER``."""
@@ -144,7 +151,7 @@ class TrialsLoggingCallback(Callback):
     def table(self, best_trial: str = "") -> TrialTable:
         return TrialTable(
             trials={k: dict(v) for k, v in self.trials.items()},
-            base=["status", "attempts"],
+            base=["status", "attempts", *(["cloned"] if self.cloned else [])],
             hyperparameters=list(self.hyperparameters),
             metrics=list(self.metric_columns),
             best_trial=best_trial,

@@ -16,6 +16,7 @@ resumed job records nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -58,6 +59,8 @@ class _Trial:
     last_sent: float = 0.0
     ended: bool = False
     status: str = ""
+    #: a run of an earlier attempt that ended and goes on (RUNNING again when it does)
+    reopen: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,11 +176,18 @@ class TrialRecorder:
         """The runs a resumed job recorded before it was interrupted, by trial."""
         for run in self.runs.children(self.job_run):
             trial_id = run.data.tags.get(TAG.TRIAL, "")
-            if trial_id and run.info.status != "RUNNING":
-                self.run_ids[trial_id] = run.info.run_id
-                self._trials[trial_id] = _Trial(
-                    run_id=run.info.run_id, ended=True, status=run.info.status
-                )
+            if not trial_id:
+                continue
+            self.run_ids[trial_id] = run.info.run_id
+            # A trial that finished is done; any other continues in its run.
+            finished = run.info.status == "FINISHED"
+            self._trials[trial_id] = _Trial(
+                run_id=run.info.run_id,
+                ended=finished,
+                status=run.info.status,
+                reopen=not finished,
+                params_sent=True,  # (MLflow keeps a run's first values of its parameters)
+            )
 
     def _progress(self, trial_id: str) -> None:
         state = self._trials.setdefault(trial_id, _Trial())
@@ -208,6 +218,9 @@ class TrialRecorder:
         if not state.run_id:
             return self._at_once(outcome, own, state)
         self._send(trial_id, own, state, final=outcome.metrics)
+        lineage = _lineage_tags(own)
+        if lineage:
+            self.runs.log(state.run_id, tags=lineage)
         artifacts = self.trials_root / trial_id / "record" / "artifacts"
         if artifacts.is_dir():
             self.runs.log_artifacts(state.run_id, artifacts)
@@ -235,6 +248,7 @@ class TrialRecorder:
                 trial_id=trial_id,
                 hyperparameters=outcome.hyperparameters,
                 metrics=outcome.metrics,
+                tags=outcome.model_tags,
             )
         now = time.time()
         metrics, offset = self._metrics(trial_id, state, outcome.metrics)
@@ -245,7 +259,11 @@ class TrialRecorder:
             status=_run_status(outcome),
             start_ms=int((own.started_at or now) * 1000),
             end_ms=int((own.ended_at or now) * 1000),
-            tags=run_tags(self.plan, {TAG.TRIAL: trial_id, TAG.NODE: own.node}, self.job_run),
+            tags=run_tags(
+                self.plan,
+                {TAG.TRIAL: trial_id, TAG.NODE: own.node, **_lineage_tags(own)},
+                self.job_run,
+            ),
             params=as_params(own.hyperparameters),
             metrics=metrics,
             uploads=tuple(uploads),
@@ -298,6 +316,9 @@ class TrialRecorder:
         state: _Trial,
         final: dict[str, float] | None = None,
     ) -> None:
+        if state.reopen:  # an attempt that was stopped goes on
+            self.runs.reopen_run(state.run_id)
+            state.reopen = False
         lines, offset = self._metrics(trial_id, state, final)
         params = None if state.params_sent else as_params(own.hyperparameters)
         self.runs.log(state.run_id, metrics=lines, params=params)
@@ -336,3 +357,10 @@ def _run_status(outcome: TrialOutcome) -> str:
     if outcome.status == "ERROR":
         return "FAILED"
     return {"FINISHED": "FINISHED", "KILLED": "KILLED"}.get(outcome.ended, "FAILED")
+
+
+def _lineage_tags(own: TrialResult) -> dict[str, str]:
+    """What a trial continued from (PBT's donors, its own retries), as a tag of its run."""
+    if not own.lineage:
+        return {}
+    return {"unitrain.lineage": json.dumps(own.lineage, sort_keys=True, default=str)}

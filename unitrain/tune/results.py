@@ -76,6 +76,12 @@ class TrialResult:
     node: str = ""
     started_at: float = 0.0
     ended_at: float = 0.0
+    #: the trial's latest checkpoint that Ray persisted, and the report it came with
+    checkpoint: str = ""
+    checkpoint_iteration: int = 0
+    #: what the trial continued from, each time it did: another trial's state (PBT's
+    #: exploit: ``from``, ``iteration``, ``changed`` old -> new) or its own (a retry)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
     FILE = "trial.json"
 
@@ -118,6 +124,8 @@ class TrialOutcome:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     #: how the trial itself says it ended (KILLED: stopped early), '' if it never said
     ended: str = ""
+    #: the iteration at which a scheduler stopped it (0: it was not stopped)
+    stopped_at: int = 0
 
     @property
     def has_model(self) -> bool:
@@ -136,8 +144,17 @@ class TrialOutcome:
         if self.status == "ERROR":
             return f"it failed: {self.error}"
         if self.ended == "KILLED":
-            return "the scheduler stopped it early, before it saved a model"
+            return (
+                "the scheduler stopped it before its plugin saved a model (save it into "
+                "run.checkpoint_output before each run.report: a report's checkpoint is what "
+                "the folder holds then)"
+            )
         return "it saved no model"
+
+    @property
+    def model_tags(self) -> dict[str, str]:
+        """What the version of this trial's model records besides the job's own tags."""
+        return {"unitrain.stopped_at_iteration": str(self.stopped_at)} if self.stopped_at else {}
 
     def objective(self, metric: str) -> float | None:
         value = self.metrics.get(metric)
@@ -170,8 +187,14 @@ def outcome_of(
     config: dict[str, Any],
     logdir: str,
     run_id: str = "",
+    checkpoint: str = "",
 ) -> TrialOutcome:
-    """Join Ray's view of a trial with the trial's own result file."""
+    """Join Ray's view of a trial with the trial's own result file.
+
+    A trial that ran to its end has the model its plugin saved last; one a
+    scheduler stopped has its latest checkpoint (``checkpoint``, the folder
+    Ray persisted with the last report that carried one).
+    """
     # What reached Ray (including what a plugin reported to Ray itself), under
     # what the trial recorded at its end.
     merged = {**reported, **finite_metrics(ray_metrics), **(own.metrics if own else {})}
@@ -187,18 +210,25 @@ def outcome_of(
         # Ray ended it without an error before it said it finished: a scheduler
         # stopped it (its process may not have written KILLED yet).
         ended = "KILLED"
+    model_dir = own.model_dir if own else ""
+    stopped_at = 0
+    if ended != "FINISHED" and checkpoint and Path(checkpoint).is_dir():
+        model_dir = checkpoint
+    if ended == "KILLED":
+        stopped_at = int(ray_metrics.get("training_iteration") or 0)
     return TrialOutcome(
         trial_id=trial_id,
         status="ERROR" if error else "TERMINATED",
         config=dict(config),
         metrics=metrics,
         trial_logdir=logdir,
-        model_dir=own.model_dir if own else "",
+        model_dir=model_dir,
         mlflow_run_id=run_id,
         error=error[:2000],
         finished_at=float(ray_metrics.get("timestamp") or 0.0),
         hyperparameters=own.hyperparameters if own else dict(config),
         ended=ended,
+        stopped_at=stopped_at,
     )
 
 
@@ -221,6 +251,7 @@ def publication_of(trial: TrialOutcome, job_run: str) -> Publication:
         metrics=trial.metrics,
         hyperparameters=trial.hyperparameters,
         trial_id=trial.trial_id,
+        tags=trial.model_tags,
     )
 
 

@@ -57,7 +57,7 @@ def run_search(
         checkpoint = ModelRegistry().resolve_checkpoint(
             plan.checkpoint_id, folder.path / "checkpoint"
         )
-    setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint)
+    setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint, str(folder.tune_path))
     recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id, resumed=resume)
     budget = SearchBudget(
         metric=config.metric,
@@ -97,7 +97,8 @@ def run_search(
                 str(folder.tune_path),
                 trainable=trainable,
                 resume_unfinished=True,
-                restart_errored=True,
+                # failed trials run again from their latest checkpoint
+                resume_errored=True,
             )
             set_tuner_callbacks(tuner, callbacks)
             set_tuner_stopper(tuner, stopper)
@@ -189,6 +190,7 @@ def _new_tuner(
             callbacks=callbacks,
             stop=stopper,
             verbose=0,
+            # (each trial prunes its own checkpoints: see unitrain.tune.trial)
             failure_config=tune.FailureConfig(max_failures=config.max_failures, fail_fast=False),
         ),
     )
@@ -211,6 +213,7 @@ def _outcome_of_result(result: Any, setup: TrialSetup, callback: Any, metric: st
         metric=metric,
         config=dict(result.config or {}),
         logdir=str(result.path),
+        checkpoint=_path_of(result.checkpoint),
     )
 
 
@@ -226,4 +229,10 @@ def _outcome_of_trial(
         metric=metric,
         config=dict(trial.config or {}),
         logdir=str(trial.path),
+        checkpoint=_path_of(trial.checkpoint),
     )
+
+
+def _path_of(checkpoint: Any) -> str:
+    """Where a trial's latest checkpoint is ('' when it has none)."""
+    return str(checkpoint.path) if checkpoint is not None else ""

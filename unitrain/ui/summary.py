@@ -20,6 +20,7 @@ from unitrain.job.objective import Objective
 from unitrain.job.plan import JobPlan, TuningPlan
 from unitrain.reporting.trial_table import artifact_key
 from unitrain.settings import settings
+from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.runs import RunStore
 from unitrain.tune.results import TuneOutcome
@@ -195,6 +196,7 @@ def render_summary(
     run_id: str = "",
     registered_model: str = "unitrain",
     search: SearchReport | None = None,
+    storage_bytes: int | None = None,
 ) -> str:
     """The summary's markdown; ``search`` adds a tuning job's sections."""
     model_id = result.get("model_id")
@@ -206,8 +208,13 @@ def render_summary(
         f"- started from: {f'model {plan.checkpoint_id}' if plan.checkpoint_id else 'scratch'}",
         f"- result: {_model_link(registered_model, model_id)}"
         + (f", {_run_link(experiment_id, run_id, 'MLflow run')}" if run_id else ""),
-        "",
     ]
+    if storage_bytes is not None:
+        lines.append(
+            f"- storage: its checkpoints and model folders take {_size(storage_bytes)} "
+            "(`UNITRAIN_STORAGE`)"
+        )
+    lines.append("")
     if search is not None:
         lines += _search_header(search, result["best_trial"])
     lines += [
@@ -219,6 +226,14 @@ def render_summary(
     if search is not None:
         lines += _search_trials(search, plan.job, experiment_id, registered_model)
     return "\n".join(lines) + "\n"
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count} bytes"
 
 
 def _search_header(search: SearchReport, best: dict[str, Any]) -> list[str]:
@@ -300,6 +315,7 @@ def publish_summary(
             search=search,
             experiment_id=RunStore(registry.store).experiment_id(),
             registered_model=registry.name,
+            storage_bytes=JobFolder(plan.job).disk_usage(),
         )
         create_markdown_artifact(
             text, key=artifact_key("summary", plan.job), description=f"Result of job {plan.job}"
