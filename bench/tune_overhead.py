@@ -11,7 +11,10 @@ reuse, two trials at a time), both doing the synthetic objective's sleep:
    exit) and without it (the same searches in one process, on one cluster);
 3. flat: 1000 trials x 0.01 s through ``unitrain run``: the whole job, the
    cost per trial of the last 100 trials against the first 100, the driver's
-   peak memory.
+   peak memory;
+4. checkpoints: trials that save a 50 MB model at every report, each report
+   carrying it as its checkpoint, against raw Ray Tune reporting
+   ``Checkpoint.from_directory`` of the same files (in this process).
 
 The per-trial figures take the better of two runs of each side, run in turns,
 and so do the fixed costs of the script and of a job with the stack up (a
@@ -193,8 +196,62 @@ def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]
                     1.2,
                 )
             )
+        figures.append(checkpointing(train))
         ray.shutdown()
     return figures
+
+
+#: trials, reports per trial and megabytes of the checkpoint figure
+CHECKPOINTS = (4, 5, 50)
+
+
+def checkpointing(train: object) -> Figure:
+    """A trial that checkpoints a 50 MB model at every report: unitrain's plugin saves it into
+    ``run.checkpoint_output`` and reports; raw Ray Tune writes it into a folder and reports
+    ``Checkpoint.from_directory`` of it. Both in this process, the better of two runs."""
+    from ray import tune
+
+    trials, reports, megabytes = CHECKPOINTS
+
+    def trainable(config: dict) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="raw-checkpoint-"))
+        for step in range(reports):
+            time.sleep(0.05)
+            (folder / "model.json").write_text(json.dumps({"x": config["x"], "step": step}))
+            (folder / "weights.bin").write_bytes(bytes(megabytes * 2**20))
+            tune.report(
+                {"score": step / reports}, checkpoint=tune.Checkpoint.from_directory(folder)
+            )
+        tune.report({"score": 1.0 - (config["x"] - 0.3) ** 2})
+
+    raws, ourses = [], []
+    for round_ in range(ROUNDS):
+        started = time.perf_counter()
+        tune.Tuner(
+            trainable,
+            param_space={"x": tune.uniform(0, 1)},
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode="max",
+                num_samples=trials,
+                max_concurrent_trials=CONCURRENCY,
+                reuse_actors=True,
+                trial_dirname_creator=lambda trial: trial.trial_id,
+            ),
+            run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
+        ).fit()
+        raws.append(time.perf_counter() - started)
+        job = tuning_job(f"bench-checkpoints-{round_}", trials, 0.05 * (reports + 1))
+        job["hyperparameter"].update(steps=reports + 1, checkpoint_mb=megabytes)
+        started = time.perf_counter()
+        train(**job)  # type: ignore[operator]
+        ourses.append(time.perf_counter() - started)
+    raw, ours = min(raws), min(ourses)
+    return Figure(
+        f"{trials} trials checkpointing {megabytes} MB x {reports} ({ours:.1f} s / {raw:.1f} s)",
+        ours / raw,
+        1.2,
+    )
 
 
 def main() -> int:

@@ -50,6 +50,8 @@ class Hyperparameters(BaseModel):
     kill_once: bool = False
     #: the first time the run reaches this step, its process sends itself SIGKILL
     kill_at_step: int | None = Field(default=None, ge=0)
+    #: the size of the "weights" saved with the model each time (a checkpoint's cost)
+    checkpoint_mb: float = Field(default=0.0, ge=0, le=4096)
     label: Any = None
 
 
@@ -115,6 +117,8 @@ def _save(run: Any, hp: Hyperparameters, score: float, steps: int, trained_by: l
     output.mkdir(parents=True, exist_ok=True)
     model = {"x": hp.x, "y": hp.y, "score": score, "steps_done": steps, "trained_by": history}
     (output / "model.json").write_text(json.dumps(model))
+    if hp.checkpoint_mb:
+        (output / "weights.bin").write_bytes(bytes(int(hp.checkpoint_mb * 2**20)))
 
 
 def objective(hp: Hyperparameters) -> float:

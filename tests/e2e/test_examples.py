@@ -40,10 +40,18 @@ def run_example(name: str, **changes):
 
 
 @pytest.mark.slow  # the flows' own tests cover random and grid search in `make test`
-@pytest.mark.parametrize(("name", "trials"), [("tune_random.json", 10), ("tune_grid.json", 12)])
+@pytest.mark.parametrize(
+    ("name", "trials"),
+    [
+        ("tune_random.json", 10),
+        ("tune_grid.json", 12),
+        ("tune_asha.json", 12),
+        ("tune_pbt.json", 4),
+    ],
+)
 def test_tuning_examples(seed_datasets, name, trials):
     result = run_example(name).result()
-    assert len(result["trial_models"]) == trials
+    assert len(result["trial_models"]) == trials  # stopped by ASHA or not, each has its model
     if name == "tune_grid.json":
         points = {tuple(sorted(m["config"].items())) for m in result["trial_models"]}
         assert len(points) == 12
