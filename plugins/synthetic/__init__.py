@@ -4,7 +4,9 @@ Each trial sleeps ``work_s`` seconds (the stand-in for training), then scores
 ``score = 1 - (x - 0.3)^2 - (y - 0.7)^2`` (best at x=0.3, y=0.7; ``objective:
 "bowl"``), or, with ``objective: "branin"``, minus the Branin function on
 x, y in [0, 1] mapped to [-5, 10] x [0, 15] (three optima, best score
--0.397887; the usual test of a model-based search). With
+-0.397887; the usual test of a model-based search), or, with ``objective:
+"hartmann6"``, minus the six-dimensional Hartmann function on x, y, x3 ... x6
+in [0, 1] (best score 3.32237). With
 ``fail: true`` the trial raises, and with ``kill_self: true`` its process
 sends itself SIGKILL, as the kernel's out-of-memory killer would
 (``kill_once: true``: only the first time it runs; ``kill_at_step: n``: the
@@ -34,7 +36,22 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["BEST_SCORE", "Hyperparameters", "objective", "train", "tune"]
 
 #: the best score of each objective
-BEST_SCORE = {"bowl": 1.0, "branin": -0.397887}
+BEST_SCORE = {"bowl": 1.0, "branin": -0.397887, "hartmann6": 3.32237}
+
+# Hartmann-6 (Dixon and Szego, 1978), as in every benchmark of Bayesian optimisation
+_ALPHA = (1.0, 1.2, 3.0, 3.2)
+_A = (
+    (10, 3, 17, 3.5, 1.7, 8),
+    (0.05, 10, 17, 0.1, 8, 14),
+    (3, 3.5, 1.7, 10, 17, 8),
+    (17, 8, 0.05, 10, 0.1, 14),
+)
+_P = (
+    (0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886),
+    (0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991),
+    (0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650),
+    (0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381),
+)
 
 
 class Hyperparameters(BaseModel):
@@ -42,7 +59,12 @@ class Hyperparameters(BaseModel):
 
     x: float = 0.0
     y: float = 0.0
-    objective: Literal["bowl", "branin"] = "bowl"
+    #: the other four coordinates of Hartmann-6 (x, y, x3 ... x6, each in [0, 1])
+    x3: float = 0.0
+    x4: float = 0.0
+    x5: float = 0.0
+    x6: float = 0.0
+    objective: Literal["bowl", "branin", "hartmann6"] = "bowl"
     work_s: float = Field(default=0.0, ge=0, le=86_400)
     steps: int = Field(default=1, ge=1, le=100_000, description="intermediate reports")
     fail: bool = False
@@ -125,6 +147,13 @@ def objective(hp: Hyperparameters) -> float:
     """The score of one point."""
     if hp.objective == "bowl":
         return 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
+    if hp.objective == "hartmann6":
+        point = (hp.x, hp.y, hp.x3, hp.x4, hp.x5, hp.x6)
+        return sum(
+            alpha
+            * math.exp(-sum(a * (v - p) ** 2 for a, v, p in zip(row, point, centre, strict=True)))
+            for alpha, row, centre in zip(_ALPHA, _A, _P, strict=True)
+        )
     x1, x2 = 15.0 * hp.x - 5.0, 15.0 * hp.y
     branin = (
         (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2

@@ -100,3 +100,9 @@ def test_every_scheduler_name_a_job_may_give_has_a_row():
     from unitrain.job.algorithms import SCHEDULERS as NAMES
 
     assert tuple(SCHEDULERS) == NAMES
+
+
+@pytest.mark.parametrize("mutations", [True, None, {"lr": 0.1}, {"lr": []}, []])
+def test_pbt_mutations_of_another_shape_are_refused_naming_the_option(mutations):
+    with pytest.raises(JobValidationError, match="hyperparam_mutations: must map each"):
+        build_scheduler(pbt(mutations))

@@ -13,6 +13,7 @@ SEARCH_ALGORITHMS: tuple[str, ...] = (
     "basicvariantgenerator",
     "hyperoptsearch",
     "bayesoptsearch",
+    "axsearch",
     "optunasearch",
 )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from ray.tune.error import TuneError
 
 from unitrain.errors import JobValidationError
 from unitrain.job.params import TuneConfig
@@ -44,9 +45,17 @@ class Scheduler:
 def _mutations(options: dict[str, Any]) -> dict[str, Any]:
     """PBT's ``hyperparam_mutations``: a list of values, or an entry of the job's own search
     space (``{"type": "loguniform", "min": ..., "max": ..., "base": 10}``), per name."""
-    mutations = options.get("hyperparam_mutations")
-    if not isinstance(mutations, dict):
+    if "hyperparam_mutations" not in options:
         return options
+    mutations = options["hyperparam_mutations"]
+    if not isinstance(mutations, dict) or not all(
+        isinstance(v, dict | list) and v for v in mutations.values()
+    ):
+        raise JobValidationError(
+            "tune_config.scheduler.options.hyperparam_mutations: must map each "
+            "hyperparameter to a list of values or a search-space entry, got "
+            f"{str(mutations)[:200]}"
+        )
     converted = {
         name: to_ray(_entry(name, value, "hyperparam_mutations"))
         if isinstance(value, dict)
@@ -58,9 +67,14 @@ def _mutations(options: dict[str, Any]) -> dict[str, Any]:
 
 def _bounds(options: dict[str, Any]) -> dict[str, Any]:
     """PB2's ``hyperparam_bounds``: ``[low, high]``, or a ``uniform`` (``randint``) entry."""
-    bounds = options.get("hyperparam_bounds")
-    if not isinstance(bounds, dict):
+    if "hyperparam_bounds" not in options:
         return options
+    bounds = options["hyperparam_bounds"]
+    if not isinstance(bounds, dict) or not bounds:
+        raise JobValidationError(
+            "tune_config.scheduler.options.hyperparam_bounds: must map each hyperparameter to "
+            f"[low, high] or a uniform entry, got {str(bounds)[:200]}"
+        )
     converted = {}
     for name, value in bounds.items():
         if isinstance(value, dict):
@@ -72,6 +86,16 @@ def _bounds(options: dict[str, Any]) -> dict[str, Any]:
                     f"not {entry.type_name}"
                 )
             value = list(entry.bounds)
+        if not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and value[0] < value[1]
+        ):
+            raise JobValidationError(
+                f"tune_config.scheduler.options.hyperparam_bounds.{name}: must be [low, high] "
+                f"with low < high, or a uniform entry, got {str(value)[:200]}"
+            )
         converted[name] = value
     return {**options, "hyperparam_bounds": converted}
 
@@ -131,7 +155,7 @@ def build_scheduler(config: TuneConfig) -> Any:
     try:
         scheduler_class = getattr(importlib.import_module(row.module), row.class_name)
         return scheduler_class(**{**row.defaults, **options})
-    except (TypeError, ValueError, AssertionError) as error:
+    except (TypeError, ValueError, AssertionError, TuneError) as error:
         # Ray checks some options with assert, whose message may be empty.
         reason = str(error) or f"an option is out of range ({type(error).__name__})"
         raise JobValidationError(

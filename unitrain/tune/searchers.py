@@ -121,6 +121,20 @@ def _bayesopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
     return searcher, dict(fixed)
 
 
+def _ax(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from unitrain.tune.axsearch import AxSearcher
+
+    searcher = AxSearcher(
+        entries,
+        metric=config.metric,
+        mode=config.mode,
+        points_to_evaluate=config.search_alg.points_to_evaluate,
+        seed=config.seed,
+        **config.search_alg.options,
+    )
+    return searcher, dict(fixed)
+
+
 _NO_GRID = {"grid": "cannot run a grid"}
 
 #: one row per name of ``unitrain.job.algorithms.SEARCH_ALGORITHMS``
@@ -141,6 +155,12 @@ SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
             "bayesoptsearch",
             _bayesopt,
             ("bayes_opt", "BayesianOptimization"),
+            {**_NO_GRID, "normal": "needs bounded ranges, not a normal distribution"},
+        ),
+        SearchAlgorithm(
+            "axsearch",
+            _ax,
+            ("unitrain.tune.axsearch", "AxSearcher"),
             {**_NO_GRID, "normal": "needs bounded ranges, not a normal distribution"},
         ),
         SearchAlgorithm(
@@ -171,6 +191,7 @@ _TAKEN = frozenset(
         "pbounds",
         "verbose",
         "max_concurrent",
+        "entries",
     }
 )
 

@@ -1,0 +1,184 @@
+"""Bayesian optimisation with Ax (BoTorch's Gaussian processes) as a Ray Tune searcher.
+
+Ray's ``AxSearch`` drives Ax's older ``AxClient``; this searcher uses Ax's own
+``Client`` API (ax-platform 1.x): the experiment's parameters come from the
+job's search space, one trial is asked for at a time (a trial still running
+is a pending point for the next one, which Ax's acquisition accounts for), and
+each result is told back. Ax starts with a space-filling design (Sobol), then
+fits a GP. Log-scaled entries are searched on a log scale, quantised ones in
+steps of ``q``; ``choice`` options are Ax choices (by index when they are not
+all numbers, strings or booleans of one type).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from unitrain.job.search_space import Choice, Distribution, Range
+
+__all__ = ["AxSearcher"]
+
+_QUIET = ("ax", "botorch", "gpytorch", "linear_operator", "pyro")
+#: the name Ax knows the metric by (a plain word: Ax parses its objective string)
+_OUTCOME = "objective"
+
+
+class AxSearcher(Searcher):
+    """Suggests configurations with Ax's default generation strategy (Sobol, then a GP).
+
+    Args:
+        method: Ax's ``"fast"`` (the default) or ``"quality"`` generation strategy.
+        initialization_budget: the space-filling trials before the GP (Ax's default: 5).
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[Distribution],
+        *,
+        metric: str,
+        mode: str,
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        seed: int | None = None,
+        method: str | None = None,
+        initialization_budget: int | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        for name in _QUIET:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from ax.api.client import Client
+
+            self._entries = {entry.name: entry for entry in entries}
+            self._client = Client(random_seed=seed)
+            self._client.configure_experiment(parameters=[_parameter(entry) for entry in entries])
+            sign = "" if mode == "max" else "-"
+            self._client.configure_optimization(objective=f"{sign}{_OUTCOME}")
+            strategy: dict[str, Any] = {}
+            if method is not None:
+                strategy["method"] = method
+            if initialization_budget is not None:
+                strategy["initialization_budget"] = initialization_budget
+            if strategy:
+                self._client.configure_generation_strategy(**strategy)
+        self._quiet()
+        self._pending_points = [dict(point) for point in points_to_evaluate or []]
+        self._live: dict[str, int] = {}
+
+    @staticmethod
+    def _quiet() -> None:
+        """Ax makes its loggers on first use, at INFO: one line per trial otherwise."""
+        for name in list(logging.root.manager.loggerDict):
+            if name.split(".")[0] in _QUIET:
+                logging.getLogger(name).setLevel(logging.ERROR)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self._pending_points:
+                point = self._pending_points.pop(0)
+                fixed = {n: _to_ax(self._entries[n], v) for n, v in point.items()}
+                trials = self._client.get_next_trials(max_trials=1, fixed_parameters=fixed)
+            else:
+                trials = self._client.get_next_trials(max_trials=1)
+        self._quiet()
+        if not trials:
+            return None
+        ((index, parameters),) = trials.items()
+        self._live[trial_id] = index
+        return {n: _from_ax(e, parameters[n]) for n, e in self._entries.items()}
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        index = self._live.pop(trial_id, None)
+        if index is None:
+            return
+        value = (result or {}).get(self.metric)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if error or value is None or not math.isfinite(float(value)):
+                self._client.mark_trial_failed(index)
+            else:
+                self._client.complete_trial(index, raw_data={_OUTCOME: float(value)})
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Tell Ax of a point evaluated elsewhere (a trial of an extended study)."""
+        if error or pruned or not math.isfinite(value):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            point = {n: _to_ax(e, parameters[n]) for n, e in self._entries.items()}
+            index = self._client.attach_trial(parameters=point)
+            self._client.complete_trial(index, raw_data={_OUTCOME: float(value)})
+
+
+def _parameter(entry: Distribution) -> Any:
+    """One entry as an Ax parameter (the searcher's row refuses what has none)."""
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+    if isinstance(entry, Choice):
+        kind = _choice_kind(entry.options)
+        values = (
+            entry.options if kind != "str-index" else [str(i) for i in range(len(entry.options))]
+        )
+        return ChoiceParameterConfig(
+            name=entry.name, values=values, parameter_type="str" if kind == "str-index" else kind
+        )
+    if isinstance(entry, Range):
+        low, high = entry.bounds
+        q = entry.effective_q
+        step = None if q is None or (entry.INTEGER and q == 1) else float(q)
+        if low == high:  # Ax refuses an empty range; a one-value range is that value
+            high = low + (1 if entry.INTEGER else 1e-12)
+        return RangeParameterConfig(
+            name=entry.name,
+            bounds=(float(low), float(high)) if not entry.INTEGER else (int(low), int(high)),
+            parameter_type="int" if entry.INTEGER else "float",
+            step_size=None if entry.LOG else step,
+            scaling="log" if entry.LOG else "linear",
+        )
+    raise TypeError(f"{entry.name!r}: Ax cannot search a {entry.type_name}")
+
+
+def _choice_kind(options: list[Any]) -> str:
+    """Ax's type for a list of options, or ``"str-index"`` for anything else."""
+    for python, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str")):
+        if all(type(option) is python for option in options):
+            return name
+    return "str-index"
+
+
+def _to_ax(entry: Distribution, value: Any) -> Any:
+    if isinstance(entry, Choice) and _choice_kind(entry.options) == "str-index":
+        return str(entry.options.index(value))
+    return value
+
+
+def _from_ax(entry: Distribution, value: Any) -> Any:
+    if isinstance(entry, Choice):
+        if _choice_kind(entry.options) == "str-index":
+            return entry.options[int(value)]
+        return value
+    if isinstance(entry, Range):
+        low, high = entry.bounds
+        q = entry.effective_q
+        number = float(value)
+        if q is not None and entry.LOG:  # Ax has no step on a log scale: round here
+            number = round(number / q) * q
+        number = min(max(number, low), high)
+        return int(round(number)) if entry.INTEGER else number
+    return value
