@@ -127,6 +127,8 @@ def search(name: str, problem: str, seed: int, concurrency: int) -> Run:
         while len(running) < concurrency and len(proposed) < TRIALS:
             trial_id = f"t{len(proposed):03d}"
             suggestion = searcher.suggest(trial_id)
+            if suggestion is None:  # it waits for a running trial (as Ray Tune lets it)
+                break
             proposed.append({n: float(suggestion[n]) for n in PROBLEMS[problem][0]})
             running.append((trial_id, proposed[-1]))
         trial_id, point = running.pop(0)  # the oldest running trial ends first

@@ -25,6 +25,7 @@ from unitrain.stores.catalog import DatasetCatalog
 from unitrain.stores.job_state import JobFolder, params_digest
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.studies import StudyStore
+from unitrain.tune.auto import AUTO, choose
 
 __all__ = ["plan_job"]
 
@@ -43,6 +44,7 @@ def plan_job(
     except NotFoundError as error:
         raise JobValidationError(str(error)) from None
 
+    notes: list[str] = []
     fixed = parsed.hyperparameter or {}
     space: tuple[Distribution, ...] = ()
     config = parsed.tune_config
@@ -53,6 +55,7 @@ def plan_job(
     else:
         space = tuple(parsed.hyperparameters)
         hyperparameter = loaded.validate_search(fixed, space)
+        config = _resolve_search_alg(space, config, parsed.total_trials, notes)
         _check_tuning(space, config)
 
     if catalog is None:
@@ -64,7 +67,6 @@ def plan_job(
 
     if registry is None:
         registry = ModelRegistry()
-    notes: list[str] = []
     checkpoint_id = _resolve_checkpoint(parsed, registry, notes)
     digest = params_digest(parsed.model_dump(mode="json"), loaded.name)
     if not _resumes(parsed, digest, notes):
@@ -93,6 +95,19 @@ def plan_job(
         total_trials=parsed.total_trials,
         grid_size=parsed.grid_size,
         earlier=tuple(earlier),
+    )
+
+
+def _resolve_search_alg(
+    space: tuple[Distribution, ...], config: TuneConfig, trials: int, notes: list[str]
+) -> TuneConfig:
+    """``search_alg: "auto"`` made concrete: the algorithm, and a note saying why."""
+    if config.search_alg.name != AUTO:
+        return config
+    name, why = choose(space, config, trials)
+    notes.append(f"search_alg auto: {name}, as {why}")
+    return config.model_copy(
+        update={"search_alg": config.search_alg.model_copy(update={"name": name})}
     )
 
 

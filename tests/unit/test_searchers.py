@@ -34,7 +34,10 @@ def test_every_algorithm_builds_on_a_mixed_space_and_proposes_members(algorithm)
         suggestions = [{e.name: space[e.name].sample() for e in SPACE} for _ in range(20)]
     else:
         searcher.set_search_properties("accuracy", "max", space)
-        suggestions = [searcher.suggest(f"t{i}") for i in range(20)]
+        suggestions = []
+        for index in range(8 if algorithm == "axsearch" else 20):  # Ax: a GP fit per trial
+            suggestions.append(searcher.suggest(f"t{index}"))
+            searcher.on_trial_complete(f"t{index}", {"accuracy": index % 3 / 3})
     for suggestion in suggestions:
         for entry in SPACE:
             assert entry.contains(suggestion[entry.name]), (entry.name, suggestion)
@@ -76,6 +79,8 @@ def test_bayesopt_suggestions_respect_types_and_bounds():
     )
     first = searcher.suggest("t0")
     assert first == {"batch_size": 32, "learning_rate": pytest.approx(0.001), "units": 64}
+    assert searcher.suggest("t1") is None  # one trial at a time: it waits for t0
+    searcher.on_trial_complete("t0", {"accuracy": -0.002})
     for index in range(1, 12):
         suggestion = searcher.suggest(f"t{index}")
         assert suggestion["batch_size"] in (16, 32, 64)
@@ -113,7 +118,7 @@ def test_the_table_is_where_validation_gets_its_names():
         config("random_forest")
 
 
-@pytest.mark.parametrize("algorithm", list(SEARCH_ALGORITHMS))
+@pytest.mark.parametrize("algorithm", [a for a in SEARCH_ALGORITHMS if a != "axsearch"])
 def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algorithm):
     entries = [
         parse_entry({"name": "a", "type": "qrandint", "min": 5, "max": 7}),
@@ -121,8 +126,10 @@ def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algo
         parse_entry({"name": "c", "type": "lograndint", "min": 5, "max": 7, "base": 2}),
         parse_entry({"name": "d", "type": "qrandint", "min": 5, "max": 15, "q": 5}),
     ]
+    # bayesoptsearch's first points are random (its guided ones: the test above)
+    options = {"init_points": 1000} if algorithm == "bayesoptsearch" else {}
     tune_config = TuneConfig.model_validate(
-        {"metric": "m", "seed": 1, "search_alg": {"name": algorithm}}
+        {"metric": "m", "seed": 1, "search_alg": {"name": algorithm, "options": options}}
     )
     searcher, space = build_search_alg(entries, {}, tune_config, limit_concurrency=False)
     if algorithm == "basicvariantgenerator":
@@ -135,10 +142,7 @@ def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algo
             suggestion = searcher.suggest(f"t{index}")
             for name in seen:
                 seen[name].add(suggestion[name])
-            # A GP fit per suggestion costs seconds; guided BayesOpt suggestions are
-            # checked in test_bayesopt_suggestions_respect_types_and_bounds.
-            if algorithm != "bayesoptsearch":
-                searcher.on_trial_complete(f"t{index}", {"m": float(index % 7)})
+            searcher.on_trial_complete(f"t{index}", {"m": float(index % 7)})
     for name in "abc":
         assert seen[name] == {5, 6, 7}, (name, seen[name])
     assert seen["d"] == {5, 10, 15}
@@ -146,9 +150,9 @@ def test_every_searcher_keeps_integers_inside_min_max_and_reaches_both_ends(algo
 
 @pytest.mark.parametrize(
     ("num_samples", "options", "random_first"),
-    [(None, {}, 5), (12, {}, 5), (40, {}, 10), (500, {}, 20), (40, {"n_initial_points": 3}, 3)],
+    [(None, {}, 5), (12, {}, 5), (25, {}, 8), (500, {}, 10), (40, {"n_initial_points": 3}, 3)],
 )
-def test_hyperopt_starts_with_a_quarter_of_its_trials_random(num_samples, options, random_first):
+def test_hyperopt_starts_with_a_third_of_its_trials_random(num_samples, options, random_first):
     config = TuneConfig(
         metric="m",
         num_samples=num_samples,
@@ -158,3 +162,4 @@ def test_hyperopt_starts_with_a_quarter_of_its_trials_random(num_samples, option
         [parse_entry({"name": "x", "type": "uniform", "min": 0, "max": 1})], {}, config
     )
     assert searcher.algo.keywords["n_startup_jobs"] == random_first
+    assert searcher.algo.keywords["gamma"] == options.get("gamma", 0.5)

@@ -43,8 +43,17 @@ def config(name: str, seed: int | None = 5) -> TuneConfig:
 
 
 def suggestions(name: str, history: list[EarlierTrial], n: int = 12) -> list[dict]:
+    """What the searcher proposes before any new result (one that waits for a running trial,
+    bayesoptsearch, is let go on by ending that trial without a result)."""
     searcher, _ = build_search_alg(SPACE, {}, config(name), earlier=history)
-    return [searcher.suggest(f"new{i}") for i in range(n)]
+    proposed = []
+    for index in range(n):
+        suggestion = searcher.suggest(f"new{index}")
+        if suggestion is None:
+            searcher.on_trial_complete(f"new{index - 1}", error=True)
+            suggestion = searcher.suggest(f"new{index}")
+        proposed.append(suggestion)
+    return proposed
 
 
 @pytest.mark.parametrize("name", ["hyperoptsearch", "optunasearch", "bayesoptsearch"])

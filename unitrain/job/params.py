@@ -62,7 +62,7 @@ class SearchAlgConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        return _known_name(value, "search algorithm", SEARCH_ALGORITHMS)
+        return _known_name(value, "search algorithm", (*SEARCH_ALGORITHMS, "auto"))
 
 
 class SchedulerConfig(_Strict):

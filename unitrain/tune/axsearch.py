@@ -47,6 +47,7 @@ class AxSearcher(Searcher):
         seed: int | None = None,
         method: str | None = None,
         initialization_budget: int | None = None,
+        initialize_with_center: bool | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         for name in _QUIET:
@@ -65,6 +66,8 @@ class AxSearcher(Searcher):
                 strategy["method"] = method
             if initialization_budget is not None:
                 strategy["initialization_budget"] = initialization_budget
+            if initialize_with_center is not None:
+                strategy["initialize_with_center"] = initialize_with_center
             if strategy:
                 self._client.configure_generation_strategy(**strategy)
         self._quiet()

@@ -80,7 +80,11 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
     searcher.set_search_properties(config.metric, config.mode, param_space)
     samples = []
     for index in range(count):
-        suggestion = searcher.suggest(f"dry_run_{index:05d}")
+        trial_id = f"dry_run_{index:05d}"
+        suggestion = searcher.suggest(trial_id)
+        if suggestion is None and index:  # it proposes one at a time: let the last one end
+            searcher.on_trial_complete(f"dry_run_{index - 1:05d}", error=True)
+            suggestion = searcher.suggest(trial_id)
         samples.append({**plan.hyperparameter, **(suggestion or {})})
     return samples
 
