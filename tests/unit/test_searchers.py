@@ -163,3 +163,40 @@ def test_hyperopt_starts_with_a_third_of_its_trials_random(num_samples, options,
     )
     assert searcher.algo.keywords["n_startup_jobs"] == random_first
     assert searcher.algo.keywords["gamma"] == options.get("gamma", 0.5)
+
+
+def test_every_name_a_job_may_give_has_a_row():
+    from unitrain.job.algorithms import SEARCH_ALGORITHMS as NAMES
+
+    assert tuple(SEARCH_ALGORITHMS) == NAMES
+
+
+def test_ax_searches_log_integer_and_choice_entries_within_their_ranges():
+    entries = [
+        parse_entry({"name": "lr", "type": "loguniform", "min": 1e-4, "max": 1e-1, "base": 10}),
+        parse_entry({"name": "n", "type": "qrandint", "min": 8, "max": 64, "q": 8}),
+        parse_entry({"name": "act", "type": "choice", "options": ["relu", {"leaky": 0.1}]}),
+    ]
+    searcher, _ = build_search_alg(
+        entries,
+        {},
+        TuneConfig.model_validate(
+            {
+                "metric": "m",
+                "mode": "min",
+                "seed": 3,
+                "search_alg": {
+                    "name": "axsearch",
+                    "points_to_evaluate": [{"lr": 0.01, "n": 16, "act": "relu"}],
+                },
+            }
+        ),
+    )
+    first = searcher.suggest("t0")
+    assert first == {"lr": pytest.approx(0.01), "n": 16, "act": "relu"}
+    searcher.on_trial_complete("t0", {"m": 1.0})
+    for index in range(1, 6):
+        suggestion = searcher.suggest(f"t{index}")
+        assert all(entry.contains(suggestion[entry.name]) for entry in entries), suggestion
+        searcher.on_trial_complete(f"t{index}", {"m": float(index)})
+    searcher.on_trial_complete("t9", {"m": 1.0})  # a trial it did not propose: ignored
