@@ -29,10 +29,11 @@ def run_tuning(
     # result it takes, without walking every trial's metrics twice per step.
     outcome = tune_trials(_opaque(plan), dataset, progress, run.run_id, run.resumed)
     log_trials(_opaque(plan), _opaque(outcome))
-    best = mark_best_trial(_opaque(plan), _opaque(outcome))
+    ranking = mark_best_trial(_opaque(plan), _opaque(outcome))
+    best = ranking.best
 
     kept = ModelPublisher(plan, run.run_id).kept(
-        outcome.trials, best.key, plan.config.metric, plan.config.mode
+        outcome.trials, [best.key, *(t.key for t in ranking.front)], plan.objective
     )
     model_ids = upload_models(
         _opaque(plan),
@@ -42,15 +43,16 @@ def run_tuning(
         _opaque(outcome.registered),
     )
     remove_unkept_models(outcome, kept)
-    result = search_result(outcome, kept, model_ids, best)
-    plots = publish_plots(plan, outcome.trials, run.run_id)
+    front = ranking.front if plan.config.several else None
+    result = search_result(outcome, kept, model_ids, best, front)
+    plots = publish_plots(plan, outcome.trials, run.run_id, ranking)
     registered = {t.trial_id: model_id for t, model_id in zip(kept, model_ids, strict=True)}
     publish_summary(
         plan,
         result,
         metrics=best.metrics,
         run_id=best.run_id if isinstance(best, EarlierTrial) else best.mlflow_run_id,
-        search=SearchReport.of(plan, outcome, registered, plots),
+        search=SearchReport.of(plan, outcome, registered, plots, ranking),
     )
     return result
 

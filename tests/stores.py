@@ -32,8 +32,6 @@ def new_run() -> str:
     return str(mlflow_client().create_run(experiment_id()).info.run_id)
 
 
-
-
 def register_model(
     job: str,
     folder: Any,

@@ -31,6 +31,7 @@ __all__ = [
     "install_flow_patches",
     "install_search_patches",
     "local_gpu_count",
+    "optuna_trial_of",
     "prefect_api_only_environment",
     "previews_random_draws",
     "ray_init_keeping_sigterm",
@@ -336,6 +337,19 @@ def _waits_for_own_actor(controller: Any, trial: Any) -> bool:
         and other.placement_group_factory == resources
         for other in controller._pending_trials_list
     )
+
+
+def optuna_trial_of(searcher: Any, trial_id: str) -> Any:
+    """The Optuna trial that Ray's ``OptunaSearch`` asked for ``trial_id`` (None: unknown).
+
+    Ray's searcher keeps them in a private mapping; unitrain reads it to give a
+    trial its constraint values (``Trial.set_constraint``, which Optuna's samplers read)
+    before the trial is told. Outside the covered releases: None, and the
+    search runs without telling Optuna of the constraints.
+    """
+    if not covered("ray", "telling Optuna of a trial's constraints"):
+        return None
+    return searcher._ot_trials.get(trial_id)
 
 
 # -- HyperOpt (through Ray's searcher) ---------------------------------------------------

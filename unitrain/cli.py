@@ -118,7 +118,6 @@ def _prepare(
     # Planning may import Ray, which reads its token settings on import.
     enable_local_ray_auth()
     if start_stack:
-
         local_stack.start_early()
     for note in job.notes:
         print(f"warning: {note}", file=sys.stderr)
@@ -209,7 +208,6 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     job = encode_job_name(args.job) if args.job else None
     records = ModelRegistry().models(job=job)
     if args.json:
-
         print(json.dumps([asdict(r) for r in records], indent=2))
         return 0
     rows = [

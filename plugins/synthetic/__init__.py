@@ -6,7 +6,12 @@ Each trial sleeps ``work_s`` seconds (the stand-in for training), then scores
 x, y in [0, 1] mapped to [-5, 10] x [0, 15] (three optima, best score
 -0.397887; the usual test of a model-based search), or, with ``objective:
 "hartmann6"``, minus the six-dimensional Hartmann function on x, y, x3 ... x6
-in [0, 1] (best score 3.32237). With
+in [0, 1] (best score 3.32237). With ``objective: "zdt1"`` or ``"zdt2"`` a trial
+has two objectives to minimise, ``f1`` and ``f2``: the ZDT problems of Zitzler,
+Deb and Thiele (2000) over two variables x, y in [0, 1], whose Pareto fronts
+are known (y = 0; ``f2 = 1 - sqrt(f1)``, convex, and ``f2 = 1 - f1^2``, concave).
+Every trial's metrics carry ``x`` and ``y`` too, so that a job can constrain
+them. With
 ``fail: true`` the trial raises, and with ``kill_self: true`` its process
 sends itself SIGKILL, as the kernel's out-of-memory killer would
 (``kill_once: true``: only the first time it runs; ``kill_at_step: n``: the
@@ -14,7 +19,8 @@ first time it reaches step ``n``): they exercise unitrain's handling of failures
 
 It defines ``tune()`` too, as plugins may: in tuning mode each of the ``steps``
 reports a partial score through ``run.report`` (schedulers act on it), and
-the full score comes at the last step. Before each report it saves its
+the full score comes at the last step (``f1`` and ``f2`` come down to their final
+values from twice as much). Before each report it saves its
 "model" (``model.json``: the configuration, and ``steps_done`` with who
 trained which steps, ``trained_by``), which the report carries as its
 checkpoint; given a checkpoint the job saved itself, it goes on from the
@@ -33,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BEST_SCORE", "Hyperparameters", "objective", "train", "tune"]
+__all__ = ["BEST_SCORE", "Hyperparameters", "metrics", "objective", "train", "tune"]
 
 #: the best score of each objective
 BEST_SCORE = {"bowl": 1.0, "branin": -0.397887, "hartmann6": 3.32237}
@@ -64,7 +70,7 @@ class Hyperparameters(BaseModel):
     x4: float = 0.0
     x5: float = 0.0
     x6: float = 0.0
-    objective: Literal["bowl", "branin", "hartmann6"] = "bowl"
+    objective: Literal["bowl", "branin", "hartmann6", "zdt1", "zdt2"] = "bowl"
     work_s: float = Field(default=0.0, ge=0, le=86_400)
     steps: int = Field(default=1, ge=1, le=100_000, description="intermediate reports")
     fail: bool = False
@@ -83,7 +89,8 @@ def train(
     """Sleep, score, and save the configuration as the "model"."""
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
-    score = objective(hp)
+    final = metrics(hp)
+    score = final.get("score", 0.0)
     done, trained_by = _continued(checkpoint)
     for step in range(done, hp.steps):
         _kill_at(hp, run, step)
@@ -91,10 +98,11 @@ def train(
         run.set_progress(step + 1, hp.steps)
         if step < hp.steps - 1:  # the model as it stands, then the report: its checkpoint
             _save(run, hp, score, step + 1, trained_by)
-            run.report({"score": score * (step + 1) / hp.steps}, step=step)
-    run.log_metric("training", "score", score, epoch=hp.steps - 1)
+            run.report(_partial(final, step + 1, hp.steps), step=step)
+    for name, value in final.items():
+        run.log_metric("training", name, value, epoch=hp.steps - 1)
     _save(run, hp, score, hp.steps, trained_by)
-    return {"score": score}
+    return final
 
 
 def tune(
@@ -108,16 +116,17 @@ def tune(
     """
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
-    score = objective(hp)
+    final = metrics(hp)
+    score = final.get("score", 0.0)
     done, trained_by = _continued(checkpoint)
     for step in range(done, hp.steps):
         _kill_at(hp, run, step)
         time.sleep(hp.work_s / hp.steps)
         if step < hp.steps - 1:  # the last value is the one returned
             _save(run, hp, score, step + 1, trained_by)
-            run.report({"score": score * (step + 1) / hp.steps}, step=step)
+            run.report(_partial(final, step + 1, hp.steps), step=step)
     _save(run, hp, score, hp.steps, trained_by)
-    return score
+    return final
 
 
 def _continued(checkpoint: Any) -> tuple[int, list[list[Any]]]:
@@ -143,8 +152,32 @@ def _save(run: Any, hp: Hyperparameters, score: float, steps: int, trained_by: l
         (output / "weights.bin").write_bytes(bytes(int(hp.checkpoint_mb * 2**20)))
 
 
+def metrics(hp: Hyperparameters) -> dict[str, float]:
+    """A trial's final metrics: ``score`` (or ``f1`` and ``f2``), and its ``x`` and ``y``."""
+    if hp.objective in ("zdt1", "zdt2"):
+        f1 = hp.x
+        g = 1.0 + 9.0 * hp.y
+        ratio = f1 / g
+        f2 = g * (1.0 - (math.sqrt(ratio) if hp.objective == "zdt1" else ratio**2))
+        return {"f1": f1, "f2": f2, "x": hp.x, "y": hp.y}
+    return {"score": objective(hp), "x": hp.x, "y": hp.y}
+
+
+def _partial(final: dict[str, float], done: int, steps: int) -> dict[str, float]:
+    """The metrics after ``done`` of ``steps``: the score grows to its final value, the
+    ZDT objectives come down to theirs, the coordinates stay."""
+    share = done / steps
+    partial = dict(final)
+    if "score" in final:
+        partial["score"] = final["score"] * share
+    for name in ("f1", "f2"):
+        if name in final:
+            partial[name] = final[name] * (2.0 - share)
+    return partial
+
+
 def objective(hp: Hyperparameters) -> float:
-    """The score of one point."""
+    """The score of one point (of a single-objective problem)."""
     if hp.objective == "bowl":
         return 1.0 - (hp.x - 0.3) ** 2 - (hp.y - 0.7) ** 2
     if hp.objective == "hartmann6":

@@ -112,4 +112,3 @@ def test_pbt_restarts_a_trial_from_another_trial_s_checkpoint(flow_env, tmp_path
     table = max(tables, key=lambda a: a.created)  # the final one
     cloned = [row for row in json.loads(table.data) if row.get("cloned")]
     assert {row["trial_id"] for row in cloned} == set(clones)
-

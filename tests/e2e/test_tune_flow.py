@@ -89,9 +89,11 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
         assert child.data.params["learning_rate"] == str(model["config"]["learning_rate"])
         history = mlflow_client().get_metric_history(record.run_id, "training/loss")
         assert [m.step for m in history] == [0, 1]
-    parent_id = mlflow_client().get_run(registry.get(result["model_id"]).run_id).data.tags[
-        "mlflow.parentRunId"
-    ]
+    parent_id = (
+        mlflow_client()
+        .get_run(registry.get(result["model_id"]).run_id)
+        .data.tags["mlflow.parentRunId"]
+    )
     parent = mlflow_client().get_run(parent_id)
     assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
     chart = Path(mlflow_client().download_artifacts(parent_id, "tuning.png"))

@@ -45,8 +45,9 @@ def test_a_job_killed_mid_trial_continues_its_trials_from_their_checkpoints(
     job["hyperparameter"]["steps"] = 12
     running = shared_home.start(job)
     wait_for(
-        lambda: len(c := checkpoints_behind(shared_home, job["name"])) == 2
-        and min(c.values()) >= 3,
+        lambda: (
+            len(c := checkpoints_behind(shared_home, job["name"])) == 2 and min(c.values()) >= 3
+        ),
         240,
         "three checkpoints of each trial",
     )

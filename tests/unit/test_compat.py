@@ -245,9 +245,10 @@ def test_ray_starts_without_taking_the_sigterm_handler(monkeypatch):
     _compat.ray_init_keeping_sigterm(num_cpus=1)
     assert installed == [] and signal.getsignal(signal.SIGTERM) is before
     assert ray_utils.set_sigterm_handler == installed.append  # put back afterwards
-    assert "set_sigterm_handler" in Path(ray.__file__).with_name("_private").joinpath(
-        "worker.py"
-    ).read_text()
+    assert (
+        "set_sigterm_handler"
+        in Path(ray.__file__).with_name("_private").joinpath("worker.py").read_text()
+    )
 
 
 def test_an_api_only_prefect_server_has_its_settings():

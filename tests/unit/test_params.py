@@ -156,7 +156,7 @@ def test_unknown_search_algorithm_lists_supported_names():
     rejected(
         with_(TUNING, tune_config=config),
         "unknown search algorithm 'skopt'; supported: basicvariantgenerator, hyperoptsearch, "
-        "bayesoptsearch, optunasearch",
+        "bayesoptsearch, axsearch, optunasearch, auto",
     )
 
 

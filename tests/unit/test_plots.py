@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -93,3 +94,36 @@ def test_a_choice_that_matters_outweighs_a_number_that_does_not(plan, tmp_path):
     shares = importance(plan, made)
     assert shares["label"] > 0.8
     assert shares["x"] < 0.15 and shares["y"] < 0.15  # chance, less the noise correction
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_several_objectives_get_a_pareto_front_plot(home, tmp_path, count):
+    from unitrain.tune.ranking import rank
+
+    metrics = ["f1", "f2", "f3"][:count]
+    several = plan_job(
+        {
+            "name": "several",
+            "dataset": 1,
+            "is_tune": True,
+            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+            "tune_config": {
+                "metric": metrics,
+                "mode": ["min"] * count,
+                "num_samples": 20,
+                "constraints": [{"metric": "f1", "max": 0.9}],
+            },
+        },
+        "synthetic",
+    )
+    made = []
+    for trial in trials(12, tmp_path):
+        x = trial.config["x"]
+        trial.metrics.update(f1=x, f2=(1 - x) ** 2, f3=abs(x - 0.5))
+        made.append(dataclasses.replace(trial, model_dir=str(tmp_path)))  # a model: it competes
+    ranking = rank(made, several.config)
+    assert ranking.infeasible  # x > 0.9 broke the constraint
+    plots = search_plots(several, made, tmp_path, ranking)
+    assert "pareto_front.png" in plots
+    width, height = Image.open(io.BytesIO(plots["pareto_front.png"])).size
+    assert width > (1000 if count == 3 else 300) and height > 200  # three pairs side by side

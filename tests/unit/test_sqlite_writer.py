@@ -60,9 +60,7 @@ def finished(model_dir: Path, name: str = "r", *, model: bool = True) -> Finishe
         params=PARAMS,
         metrics=METRICS,
         uploads=((str(model_dir), "model"),),
-        model=ModelVersion("unitrain", "model", "job j, trial t1", VERSION_TAGS)
-        if model
-        else None,
+        model=ModelVersion("unitrain", "model", "job j, trial t1", VERSION_TAGS) if model else None,
     )
 
 
@@ -234,4 +232,3 @@ def test_a_tracking_server_gets_the_client_writer(fresh_choice, monkeypatch):
     store = MlflowStore.__new__(MlflowStore)  # no connection is made for the choice
     store.tracking_uri = "http://127.0.0.1:5000"
     assert isinstance(writers.writer_for(store), ClientWriter)
-

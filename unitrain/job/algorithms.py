@@ -17,4 +17,4 @@ SEARCH_ALGORITHMS: tuple[str, ...] = (
     "optunasearch",
 )
 
-SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt", "pb2")
+SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt", "pb2", "moasha")

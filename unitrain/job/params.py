@@ -95,11 +95,57 @@ class StopConfig(_Strict):
         )
 
 
-class TuneConfig(_Strict):
-    """``tune_config``: what to optimise and how many trials to run."""
+class Constraint(_Strict):
+    """One entry of ``tune_config.constraints``: a metric that must stay at or below ``max``
+    (or at or above ``min``) for a trial to count."""
 
     metric: str = Field(min_length=1)
-    mode: Literal["max", "min"] = "max"
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Constraint:
+        if (self.max is None) == (self.min is None):
+            raise ValueError(f"constraint on {self.metric!r}: give exactly one of max or min")
+        return self
+
+    def violation(self, metrics: dict[str, float]) -> float | None:
+        """How far ``metrics`` break the constraint (0 when they keep it; None: no value)."""
+        value = metrics.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return None
+        if self.max is not None:
+            return max(value - self.max, 0.0)
+        assert self.min is not None
+        return max(self.min - value, 0.0)
+
+    def describe(self) -> str:
+        return (
+            f"{self.metric} <= {self.max:g}"
+            if self.max is not None
+            else (f"{self.metric} >= {self.min:g}")
+        )
+
+
+#: the schedulers and search algorithms that understand several objectives
+SEVERAL_OBJECTIVES = {"scheduler": ("fifo", "moasha"), "search_alg": ("optunasearch",
+                      "basicvariantgenerator", "auto")}  # fmt: skip
+
+
+class TuneConfig(_Strict):
+    """``tune_config``: what to optimise and how many trials to run.
+
+    ``metric`` is one name, or a list of them with ``mode`` a list of the same
+    length: several objectives, whose best trials are a Pareto front.
+    """
+
+    metric: str | list[str] = Field(min_length=1)
+    mode: Literal["max", "min"] | list[Literal["max", "min"]] = "max"
+    #: with several objectives: which metric picks the one model ``model_id`` and
+    #: ``best-<job>`` point at, among the front (default: the first metric)
+    select: str | None = None
+    #: metrics a trial must keep within bounds to count (never the best, never on the front)
+    constraints: list[Constraint] = Field(default_factory=list, max_length=100)
     num_samples: int | None = Field(default=None, ge=1)
     max_concurrent_trials: int | None = Field(default=None, ge=1, le=100_000)
     seed: int | None = None
@@ -121,9 +167,30 @@ class TuneConfig(_Strict):
     extend: str | None = None
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every optimised metric's name, in order."""
+        return (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """Every optimised metric with its direction."""
+        modes = [self.mode] * len(self.metrics) if isinstance(self.mode, str) else self.mode
+        return tuple(Objective(m, d) for m, d in zip(self.metrics, modes, strict=True))
+
+    @property
+    def several(self) -> bool:
+        """Whether the search has several objectives (a Pareto front, not one best)."""
+        return len(self.metrics) > 1
+
+    @property
     def objective(self) -> Objective:
-        """The metric and its direction, the one place trials are compared."""
-        return Objective(self.metric, self.mode)
+        """The one objective trials are ranked by: the only one, or the ``select`` ed one."""
+        wanted = self.select or self.metrics[0]
+        return next(o for o in self.objectives if o.metric == wanted)
+
+    def feasible(self, metrics: dict[str, float]) -> bool:
+        """Whether ``metrics`` keep every constraint (a missing value breaks it)."""
+        return all(c.violation(metrics) == 0.0 for c in self.constraints)
 
     @property
     def checkpoints_kept(self) -> int:
@@ -150,6 +217,44 @@ class TuneConfig(_Strict):
     def _name_shorthand(cls, value: Any) -> Any:
         # "search_alg": "hyperoptsearch" is read as {"name": "hyperoptsearch"}.
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_names(cls, value: str | list[str]) -> str | list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ValueError("a metric name, or a list of them, each a non-blank string")
+        if len(set(names)) != len(names):
+            raise ValueError(f"each metric once, got {names}")
+        return value if isinstance(value, str) or len(value) > 1 else value[0]
+
+    @model_validator(mode="after")
+    def _objectives_agree(self) -> TuneConfig:
+        count = len(self.metrics)
+        if isinstance(self.mode, list):
+            if len(self.mode) != count:
+                raise ValueError(
+                    f"mode: one per metric ({count}), got {len(self.mode)}: {self.mode}"
+                )
+            if count == 1:
+                self.mode = self.mode[0]
+        if self.select is not None and self.select not in self.metrics:
+            raise ValueError(f"select: must be one of the metrics {list(self.metrics)}")
+        if not self.several:
+            return self
+        for kind, allowed in SEVERAL_OBJECTIVES.items():
+            name = getattr(self, kind).name
+            if name not in allowed:
+                raise ValueError(
+                    f"{kind}: {name} optimises one metric; with several objectives use "
+                    f"{' or '.join(a for a in allowed if a != 'auto')}"
+                )
+        if self.stop.target is not None or self.stop.patience is not None:
+            raise ValueError(
+                "stop: target and patience read one metric; with several objectives stop on "
+                "num_samples, time_budget_s, cpu_hours or gpu_hours"
+            )
+        return self
 
 
 class TrainParams(_Strict):

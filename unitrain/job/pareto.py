@@ -46,7 +46,9 @@ def non_dominated_sort(points: Sequence[Point], objectives: Sequence[Objective])
     return fronts
 
 
-def hypervolume(points: Sequence[Point], objectives: Sequence[Objective], reference: Point) -> float:
+def hypervolume(
+    points: Sequence[Point], objectives: Sequence[Objective], reference: Point
+) -> float:
     """The area (two objectives) the points dominate, bounded by ``reference``.
 
     Each objective is turned into one to maximise (``sign * value``); points not

@@ -64,6 +64,18 @@ class TrialTable:
             "mode": self.mode,
         }
 
+    def mark(self, *, front: set[str], infeasible: set[str]) -> None:
+        """Mark the trials of a Pareto front (``pareto``: yes) and those that broke a
+        constraint (``feasible``: no), each a column of its own when any trial has it."""
+        for column, trials, value in (("pareto", front, "yes"), ("feasible", infeasible, "no")):
+            if not trials:
+                continue
+            for trial_id in trials:
+                if trial_id in self.trials:
+                    self.trials[trial_id][column] = value
+            if column not in self.base:
+                self.base.append(column)
+
     def rows(self, limit: int | None = None) -> list[dict[str, Any]]:
         """One row per trial, the best one marked, in trial order.
 

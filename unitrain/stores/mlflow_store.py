@@ -45,6 +45,8 @@ class TAG:
     METRICS = "unitrain.metrics"
     CHECKPOINT = "unitrain.checkpoint"
     BEST = "unitrain.best"
+    #: on every model of a Pareto front (several objectives)
+    PARETO = "unitrain.pareto"
     FLOW_RUN = "unitrain.prefect_flow_run"
     NODE = "unitrain.ray_node"
     #: the job's mode on its own run ("tuning": the runs a later search can extend)

@@ -92,20 +92,28 @@ class ModelPublisher:
         it is known which ``keep_models`` are kept)."""
         return self.keep_models is None
 
-    def kept(self, trials: Sequence[Trial], best_id: str, metric: str, mode: str) -> list[Trial]:
+    def kept(
+        self, trials: Sequence[Trial], must_keep: Sequence[str], objective: Objective
+    ) -> list[Trial]:
         """The trials whose models are published: every one with a model, or the
-        ``keep_models`` best (the best trial always among them), in trial order."""
+        ``keep_models`` best by ``objective``, ``must_keep`` (the best trial, a Pareto
+        front) always among them; in trial order."""
         with_model = [trial for trial in trials if trial.has_model]
         keep = self.keep_models
         if keep is None or len(with_model) <= keep:
             return with_model
-        objective = Objective(metric, mode)  # type: ignore[arg-type]
+        first = set(must_keep)
 
         def rank(trial: Trial) -> tuple[bool, tuple[bool, float]]:
-            return (trial.trial_id != best_id, objective.rank(trial.objective(metric)))
+            return (trial.trial_id not in first, objective.rank(trial.objective(objective.metric)))
 
-        chosen = {t.trial_id for t in sorted(with_model, key=rank)[:keep]}
+        chosen = {t.trial_id for t in sorted(with_model, key=rank)[: max(keep, len(first))]}
         return [trial for trial in with_model if trial.trial_id in chosen]
+
+    def mark_front(self, model_ids: Sequence[int]) -> None:
+        """Tag the models of a Pareto front ``unitrain.pareto=true``."""
+        for model_id in model_ids:
+            self.registry.tag(model_id, TAG.PARETO, "true")
 
     # -- versions ------------------------------------------------------------
 
@@ -178,4 +186,3 @@ class ModelPublisher:
     def _request(self, trial_id: str) -> str:
         # The same for every attempt at this model: a lost reply is found again.
         return hashlib.sha256(f"{self.job_run}\0{trial_id}".encode()).hexdigest()[:32]
-

@@ -71,6 +71,10 @@ class ModelRegistry:
         mark = BestMark(self.name, model_id, others, best_alias(job))
         writer_for(self.store).mark_best(mark)
 
+    def tag(self, model_id: int, key: str, value: str) -> None:
+        """Set a tag of a version (idempotent)."""
+        self._client.set_model_version_tag(self.name, str(model_id), key, value)
+
     # -- finding ---------------------------------------------------------------
 
     def get(self, model_id: int) -> ModelRecord:

@@ -98,7 +98,7 @@ class StudyStore:
         """The finished trials of one search run that reported the metric, in finishing order."""
         if params.tune_config is None:
             return []
-        metric = params.tune_config.metric
+        metric = params.tune_config.objective.metric
         entries = [parse_entry(e.model_dump()) for e in params.hyperparameters or []]
         children = self.runs.children(run.info.run_id, status="FINISHED")
         models = self.registry.registered_trials(job, run.info.run_id)

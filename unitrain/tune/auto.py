@@ -6,6 +6,8 @@ finds the best configurations; it cannot express a grid or an unbounded
 (normal) entry, and the cost of fitting it grows with every trial, so larger
 searches go to Optuna's TPE, which stays cheap per trial. A grid runs only
 with random search; normal entries go to HyperOpt, which samples them.
+Several objectives or constraints go to Optuna, the searcher that learns them
+(random search when the space has a normal entry, which Optuna cannot sample).
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ def choose(entries: Sequence[Distribution], config: TuneConfig, trials: int) -> 
     traits = set().union(*(entry.traits for entry in entries)) if entries else set()
     if "grid" in traits:
         return "basicvariantgenerator", "the space has a grid_search entry, which only it runs"
+    if config.several or config.constraints:
+        what = "several objectives" if config.several else "constraints"
+        if "normal" in traits:
+            return "basicvariantgenerator", (
+                f"{what} and a normal (randn) entry: only random search takes both"
+            )
+        return "optunasearch", f"{what}: Optuna's TPE learns them"
     if "normal" in traits:
         return "hyperoptsearch", "the space has a normal (randn) entry, which HyperOpt samples"
     if trials > GP_TRIALS:

@@ -27,6 +27,7 @@ from unitrain.tune.trial import LINEAGE_KEY
 
 __all__ = ["TrialsLoggingCallback"]
 
+
 class TrialsLoggingCallback(Callback):
     """Keeps the table of a running search and publishes snapshots of it.
 
@@ -42,6 +43,7 @@ class TrialsLoggingCallback(Callback):
         job: str,
         metric: str,
         mode: str = "max",
+        metrics: Sequence[str] = (),
         hyperparameters: list[str],
         total_trials: int,
         progress: StepProgress | None,
@@ -59,7 +61,10 @@ class TrialsLoggingCallback(Callback):
         self.progress = progress
         self.interval_s = interval_s
         self.trials: dict[str, dict[str, Any]] = {}
-        self.metric_columns: list[str] = [metric]
+        # the ranking metric first, then the other objectives
+        self.metric_columns: list[str] = list(dict.fromkeys([metric, *metrics]))[
+            :MAX_METRIC_COLUMNS
+        ]
         self.metric_names: set[str] = set()
         self.finished = 0
         #: whether a trial continued from another's state (the table then says which)

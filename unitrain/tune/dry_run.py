@@ -77,7 +77,7 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
     )
     if config.search_alg.name == "basicvariantgenerator":
         return _basic_variants(param_space, plan, count) if previews_random_draws() else []
-    searcher.set_search_properties(config.metric, config.mode, param_space)
+    searcher.set_search_properties(config.objective.metric, config.objective.mode, param_space)
     samples = []
     for index in range(count):
         trial_id = f"dry_run_{index:05d}"

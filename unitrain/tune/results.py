@@ -183,7 +183,7 @@ def outcome_of(
     ray_metrics: dict[str, Any],
     ray_error: Any,
     reported: dict[str, float],
-    metric: str,
+    metric: str | Sequence[str],
     config: dict[str, Any],
     logdir: str,
     run_id: str = "",
@@ -200,10 +200,13 @@ def outcome_of(
     merged = {**reported, **finite_metrics(ray_metrics), **(own.metrics if own else {})}
     metrics = {k: v for k, v in merged.items() if k not in RAY_BOOKKEEPING}
     error = _why_failed(ray_error, own)
-    if not error and own is not None and own.status == "FINISHED" and metric not in metrics:
+    wanted = [metric] if isinstance(metric, str) else list(metric)
+    missing = [m for m in wanted if m not in metrics]
+    if not error and own is not None and own.status == "FINISHED" and missing:
         error = (
-            f"trial {trial_id} reported no {metric!r} (tune_config.metric); it reported "
-            f"{sorted(metrics) or 'nothing'}: return it, report it, or log it"
+            f"trial {trial_id} reported no {', '.join(map(repr, missing))} "
+            f"(tune_config.metric); it reported {sorted(metrics) or 'nothing'}: return it, "
+            "report it, or log it"
         )
     ended = own.status if own else ""
     if not error and ended == "RUNNING":
@@ -260,8 +263,10 @@ def search_result(
     kept: Sequence[TrialOutcome],
     model_ids: Sequence[int],
     best: TrialOutcome | EarlierTrial,
+    front: Sequence[TrialOutcome | EarlierTrial] | None = None,
 ) -> dict[str, Any]:
-    """The result a tuning job returns (SPEC section 5): the best model, and every kept one."""
+    """The result a tuning job returns (SPEC section 5): the best model, and every kept one;
+    with several objectives also the Pareto front (``pareto_front``)."""
     trial_models = [
         {
             "trial_logdir": t.trial_logdir,
@@ -281,11 +286,22 @@ def search_result(
             "metrics": best.metrics,
             "trial_id": best.key,
         }
-    return {
+    result: dict[str, Any] = {
         "model_id": winner["model_id"],
         "best_trial": {k: winner[k] for k in ("trial_logdir", "config", "metrics", "trial_id")},
         "trial_models": trial_models,
     }
+    if front is not None:
+        ids = {m["trial_id"]: m["model_id"] for m in trial_models}
+        result["pareto_front"] = [
+            {
+                "trial_id": t.key,
+                "model_id": t.model_id if isinstance(t, EarlierTrial) else ids.get(t.key),
+                "metrics": t.metrics,
+            }
+            for t in front
+        ]
+    return result
 
 
 def remove_unkept_models(outcome: TuneOutcome, kept: Sequence[TrialOutcome]) -> None:

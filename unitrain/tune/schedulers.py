@@ -40,6 +40,8 @@ class Scheduler:
     #: turns the job's options into the class's (e.g. search-space entries into Ray's)
     convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     module: str = "ray.tune.schedulers"
+    #: takes the job's objectives (all of them: several metrics)
+    objectives: bool = False
 
 
 def _mutations(options: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +139,13 @@ SCHEDULERS: dict[str, Scheduler] = {
             convert=_bounds,
             module="ray.tune.schedulers.pb2",  # Ray imports it apart: it needs scikit-learn
         ),
+        Scheduler(
+            "moasha",
+            "MOASHA",
+            _PER_REPORT,
+            module="unitrain.tune.moasha",
+            objectives=True,
+        ),
     )
 }
 
@@ -152,10 +161,13 @@ def build_scheduler(config: TuneConfig) -> Any:
         )
     if row.convert is not None:
         options = row.convert(options)
+    if row.objectives:
+        options["objectives"] = [(o.metric, o.mode) for o in config.objectives]
     try:
         scheduler_class = getattr(importlib.import_module(row.module), row.class_name)
         return scheduler_class(**{**row.defaults, **options})
     except (TypeError, ValueError, AssertionError, TuneError) as error:
+        options.pop("objectives", None)
         # Ray checks some options with assert, whose message may be empty.
         reason = str(error) or f"an option is out of range ({type(error).__name__})"
         raise JobValidationError(

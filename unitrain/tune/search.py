@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,8 @@ def run_search(
     setup = TrialSetup(plan, dataset, str(folder.trials_path), checkpoint, str(folder.tune_path))
     recorder = TrialRecorder(plan, folder.trials_path, job_run=run_id, resumed=resume)
     budget = SearchBudget(
-        metric=config.metric,
-        mode=config.mode,
+        metric=config.objective.metric,
+        mode=config.objective.mode,
         cpus_per_trial=plan.num_cpus,
         gpus_per_trial=plan.num_gpus,
         **config.stop.model_dump(),
@@ -70,14 +71,15 @@ def run_search(
 
     def ended(trial: Any, errored: bool) -> None:  # on Ray Tune's loop: queue, never wait
         reported = callback.reported(trial.trial_id)
-        outcome = _outcome_of_trial(trial, setup, reported, config.metric, errored)
-        budget.trial_ended(trial.trial_id, outcome.objective(config.metric))
+        outcome = _outcome_of_trial(trial, setup, reported, config.metrics, errored)
+        budget.trial_ended(trial.trial_id, outcome.objective(config.objective.metric))
         recorder.ended(outcome)
 
     callback = TrialsLoggingCallback(
         job=plan.job,
-        metric=config.metric,
-        mode=config.mode,
+        metric=config.objective.metric,
+        mode=config.objective.mode,
+        metrics=config.metrics,
         hyperparameters=plan.searched_names,
         total_trials=plan.total_trials,
         progress=progress.step("trials"),
@@ -113,7 +115,7 @@ def run_search(
         except Exception as error:
             raise UnitrainError(f"the Ray Tune search failed: {error}") from None
         trials = [
-            _outcome_of_result(results[index], setup, callback, config.metric)
+            _outcome_of_result(results[index], setup, callback, config.metrics)
             for index in range(len(results))
         ]
         for trial in trials:  # trials a resumed search did not run again, and the driver's verdicts
@@ -170,8 +172,9 @@ def _new_tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            metric=config.metric,
-            mode=config.mode,
+            # (several objectives: the searcher has them all; Ray Tune ranks by one)
+            metric=config.objective.metric,
+            mode=config.objective.mode,
             # max_concurrent_trials is applied by the search algorithm (searchers)
             search_alg=searcher,
             scheduler=build_scheduler(config),
@@ -202,7 +205,9 @@ def _id_of(result: Any) -> str:
     return str(trial_id) if trial_id else Path(result.path).name
 
 
-def _outcome_of_result(result: Any, setup: TrialSetup, callback: Any, metric: str) -> TrialOutcome:
+def _outcome_of_result(
+    result: Any, setup: TrialSetup, callback: Any, metric: Sequence[str]
+) -> TrialOutcome:
     trial_id = _id_of(result)
     return outcome_of(
         trial_id=trial_id,
@@ -218,7 +223,7 @@ def _outcome_of_result(result: Any, setup: TrialSetup, callback: Any, metric: st
 
 
 def _outcome_of_trial(
-    trial: Any, setup: TrialSetup, reported: dict[str, float], metric: str, errored: bool
+    trial: Any, setup: TrialSetup, reported: dict[str, float], metric: Sequence[str], errored: bool
 ) -> TrialOutcome:
     return outcome_of(
         trial_id=trial.trial_id,

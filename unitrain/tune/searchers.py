@@ -86,8 +86,8 @@ def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
     options.setdefault("gamma", 0.5)
     searcher = WarmHyperOptSearch(
         space=WarmHyperOptSearch.convert_search_space(to_param_space(entries)),
-        metric=config.metric,
-        mode=config.mode,
+        metric=config.objective.metric,
+        mode=config.objective.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         random_state_seed=config.seed,
         **options,
@@ -96,7 +96,7 @@ def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
 
 
 def _optuna(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
-    from ray.tune.search.optuna import OptunaSearch
+    from unitrain.tune.optuna_search import ConstrainedOptunaSearch
 
     options = dict(config.search_alg.options)
     sampler = optuna_sampler(
@@ -105,12 +105,14 @@ def _optuna(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tune
         seed=config.seed,
         trials=config.num_samples or 10,
     )
-    searcher = OptunaSearch(
-        space=OptunaSearch.convert_search_space(to_param_space(entries)),
+    searcher = ConstrainedOptunaSearch(
+        space=ConstrainedOptunaSearch.convert_search_space(to_param_space(entries)),
+        # several objectives: the lists, as Optuna takes them
         metric=config.metric,
         mode=config.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         sampler=sampler,
+        constraints=config.constraints,
         **options,
     )
     return searcher, dict(fixed)
@@ -152,8 +154,8 @@ def _bayesopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
 
     searcher = BayesOptSearcher(
         entries,
-        metric=config.metric,
-        mode=config.mode,
+        metric=config.objective.metric,
+        mode=config.objective.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         seed=config.seed,
         **config.search_alg.options,
@@ -166,8 +168,8 @@ def _ax(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConf
 
     searcher = AxSearcher(
         entries,
-        metric=config.metric,
-        mode=config.mode,
+        metric=config.objective.metric,
+        mode=config.objective.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         seed=config.seed,
         **config.search_alg.options,
@@ -232,6 +234,8 @@ _TAKEN = frozenset(
         "verbose",
         "max_concurrent",
         "entries",
+        "constraints",
+        "objectives",
     }
 )
 
@@ -288,7 +292,7 @@ def build_search_alg(
             f"its options are {accepted_options(*row.options_of)}"
         ) from None
     if earlier and row.learns:
-        _add_evaluated(searcher, earlier, config.metric)
+        _add_evaluated(searcher, earlier, config.metrics)
     if limit_concurrency and config.max_concurrent_trials and not row.limits_concurrency:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent_trials)
     return searcher, space
@@ -299,14 +303,17 @@ def check_search_space(entries: Sequence[Distribution], config: TuneConfig) -> N
     build_search_alg(entries, {}, config, limit_concurrency=False)
 
 
-def _add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metric: str) -> None:
-    """Give ``searcher`` each earlier trial's configuration and result."""
+def _add_evaluated(searcher: Any, earlier: Sequence[EarlierTrial], metrics: Sequence[str]) -> None:
+    """Give ``searcher`` each earlier trial's configuration and result (one value per
+    objective)."""
     for trial in earlier:
-        value = trial.objective(metric)
-        if value is None:
+        values = [trial.objective(metric) for metric in metrics]
+        if any(value is None for value in values):
             continue
         try:
-            searcher.add_evaluated_point(dict(trial.config), value)
+            searcher.add_evaluated_point(
+                dict(trial.config), values[0] if len(values) == 1 else values
+            )
         except (ValueError, TypeError, KeyError) as error:
             # One stored value the library will not take costs that trial, not the search.
             log.warning("earlier trial %s not given to the search: %s", trial.key, error)

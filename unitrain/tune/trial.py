@@ -84,7 +84,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
             # A line per checkpoint made and restored: the trial's own log says less, better.
             logging.getLogger(name).setLevel(logging.WARNING)
         plan = setup.plan
-        metric = plan.config.metric
+        metric = plan.config.metrics[0]  # (a returned number is the first metric's value)
         trial_id = tune.get_context().get_trial_id()
         folder = setup.folder(trial_id)
         output = folder / "model"
@@ -149,10 +149,10 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
         reporter.result.ended(
             "FINISHED", model_dir=result.model_dir, metrics=result.metrics, ended_at=time.time()
         ).save(folder)
-        if metric in result.metrics:
-            # The searcher and the scheduler learn the trial's final value from
-            # its last report. Without the metric (the plugin reported it to Ray
-            # itself), Ray's last result already carries it.
+        if all(name in result.metrics for name in plan.config.metrics):
+            # The searcher and the scheduler learn the trial's final values from
+            # its last report. Without them (the plugin reported them to Ray
+            # itself), Ray's last result already carries them.
             reporter.final(dict(result.metrics))
 
     return unitrain_trial
@@ -349,9 +349,7 @@ class _Watchdog:
         if self._done.wait(timeout_s):
             return
         message = f"timed out after {timeout_s:g} s (tune_config.trial_timeout_s)"
-        self.reporter.result.ended("FAILED", error=message, ended_at=time.time()).save(
-            self.folder
-        )
+        self.reporter.result.ended("FAILED", error=message, ended_at=time.time()).save(self.folder)
         # A thread cannot be stopped: the trial's process goes, and Ray Tune
         # records the trial as failed (and retries it under max_failures).
         os._exit(3)

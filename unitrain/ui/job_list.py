@@ -121,8 +121,7 @@ def links(record: JobRecord, runs: RunStore) -> dict[str, str]:
     found = {}
     if record.run_id:
         found["mlflow"] = (
-            f"{settings().mlflow_ui_url}/#/experiments/{runs.experiment_id()}"
-            f"/runs/{record.run_id}"
+            f"{settings().mlflow_ui_url}/#/experiments/{runs.experiment_id()}/runs/{record.run_id}"
         )
     if record.flow_runs:
         found["prefect"] = f"{_prefect_ui()}/runs/flow-run/{record.flow_runs[-1]}"

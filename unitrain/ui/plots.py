@@ -9,7 +9,10 @@ already charts:
   hyperparameter explains on its own (its correlation ratio, from 5 trials
   with a metric on);
 - learning curves: each trial's intermediate values of the metric, with a
-  cross where the scheduler stopped a trial early.
+  cross where the scheduler stopped a trial early;
+- with several objectives, the Pareto front: every trial at its objectives
+  (two: one scatter; more: one per pair), the front's trials joined and in red,
+  the trials that broke a constraint as grey crosses.
 
 They are PNG files in the job's MLflow run (``plots/``); each Prefect image
 artifact points at the file through the MLflow UI (``UNITRAIN_MLFLOW_UI_URL``,
@@ -31,6 +34,7 @@ from unitrain.run_sinks import read_metrics
 from unitrain.settings import settings
 from unitrain.stores.job_state import JobFolder
 from unitrain.stores.runs import RunStore
+from unitrain.tune.ranking import Ranking
 from unitrain.tune.results import TrialOutcome
 
 __all__ = ["importance", "publish_plots", "search_plots"]
@@ -41,10 +45,13 @@ MIN_TRIALS_FOR_IMPORTANCE = 5
 
 
 def search_plots(
-    plan: TuningPlan, trials: list[TrialOutcome], trials_root: Path
+    plan: TuningPlan,
+    trials: list[TrialOutcome],
+    trials_root: Path,
+    ranking: Ranking | None = None,
 ) -> dict[str, bytes]:
     """File name -> PNG of each plot the trials allow (none for fewer than two scored)."""
-    metric = plan.config.metric
+    metric = plan.objective.metric
     scored = [t for t in trials if _number(t.metrics.get(metric)) is not None]
     if len(scored) < MIN_TRIALS:
         return {}
@@ -54,10 +61,14 @@ def search_plots(
     curves = _learning_curves(plan, trials, trials_root)
     if curves is not None:
         plots["learning_curves.png"] = curves
+    if plan.config.several and ranking is not None:
+        plots["pareto_front.png"] = _pareto_front(plan, trials, ranking)
     return plots
 
 
-def publish_plots(plan: TuningPlan, trials: list[TrialOutcome], job_run: str) -> dict[str, str]:
+def publish_plots(
+    plan: TuningPlan, trials: list[TrialOutcome], job_run: str, ranking: Ranking | None = None
+) -> dict[str, str]:
     """Make the plots, store them in the job's MLflow run, and show them in Prefect.
 
     Returns each plot's title and its URL in the MLflow UI; a failure is
@@ -66,7 +77,7 @@ def publish_plots(plan: TuningPlan, trials: list[TrialOutcome], job_run: str) ->
     from prefect.artifacts import create_image_artifact
 
     try:
-        plots = search_plots(plan, trials, JobFolder(plan.job).trials_path)
+        plots = search_plots(plan, trials, JobFolder(plan.job).trials_path, ranking)
         if not plots:
             return {}
         RunStore().log_files(job_run, plots, "plots")
@@ -90,7 +101,7 @@ def _parallel_coordinates(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 
-    metric = plan.config.metric
+    metric = plan.objective.metric
     names = plan.searched_names
     columns = [_scaled([t.config.get(n) for t in trials]) for n in names]
     values = [float(t.metrics[metric]) for t in trials]
@@ -125,7 +136,7 @@ def importance(plan: TuningPlan, trials: list[TrialOutcome]) -> dict[str, float]
     """
     import numpy as np
 
-    target = np.array([float(t.metrics[plan.config.metric]) for t in trials])
+    target = np.array([float(t.metrics[plan.objective.metric]) for t in trials])
     total = float(((target - target.mean()) ** 2).sum())
     effects: dict[str, float] = {}
     for name in plan.searched_names:
@@ -159,7 +170,7 @@ def _groups(values: list[Any], bins: int) -> Any:
 
 
 def _importance(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
-    metric = plan.config.metric
+    metric = plan.objective.metric
     ranked = sorted(importance(plan, trials).items(), key=lambda pair: pair[1])
     figure, axes = _figure(6.5, 1.0 + 0.45 * len(ranked))
     axes.barh([n for n, _ in ranked], [v for _, v in ranked], color="#3b75af")
@@ -171,7 +182,7 @@ def _importance(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
 def _learning_curves(
     plan: TuningPlan, trials: list[TrialOutcome], trials_root: Path
 ) -> bytes | None:
-    metric = plan.config.metric
+    metric = plan.objective.metric
     curves: dict[str, list[tuple[int, float]]] = {}
     for trial in trials:
         lines, _ = read_metrics(trials_root / trial.trial_id / "record")
@@ -203,6 +214,45 @@ def _learning_curves(
     if stopped:
         title += f"; x: {len(stopped)} stopped early by the scheduler"
     axes.set_title(title)
+    return _png(figure)
+
+
+def _pareto_front(plan: TuningPlan, trials: list[TrialOutcome], ranking: Ranking) -> bytes:
+    objectives = plan.config.objectives
+    names = [o.metric for o in objectives]
+    scored = [t for t in trials if all(_number(t.metrics.get(n)) is not None for n in names)]
+    front = {t.key for t in ranking.front}
+    broke = set(ranking.infeasible)
+    pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))]
+    columns = min(len(pairs), 3)
+    rows = math.ceil(len(pairs) / columns)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.0 * columns, 4.2 * rows))
+    for place, (a, b) in enumerate(pairs, start=1):
+        axes = figure.add_subplot(rows, columns, place)
+        groups = (
+            ("other trials", [t for t in scored if t.key not in front | broke], "o", "#7f8c8d"),
+            ("broke a constraint", [t for t in scored if t.key in broke], "x", "#b0b0b0"),
+            ("Pareto front", [t for t in scored if t.key in front], "o", "#c0392b"),
+        )
+        for label, group, marker, colour in groups:
+            if group:
+                xs = [float(t.metrics[names[a]]) for t in group]
+                ys = [float(t.metrics[names[b]]) for t in group]
+                axes.scatter(xs, ys, marker=marker, color=colour, label=label, s=28)
+        if len(names) == 2:  # the front as a line from one end to the other
+            ends = sorted(
+                (float(t.metrics[names[a]]), float(t.metrics[names[b]]))
+                for t in scored
+                if t.key in front
+            )
+            if len(ends) > 1:
+                axes.plot(*zip(*ends, strict=True), color="#c0392b", linewidth=1.2)
+        axes.set_xlabel(f"{names[a]} ({objectives[a].mode})")
+        axes.set_ylabel(f"{names[b]} ({objectives[b].mode})")
+        axes.legend(fontsize="small")
+    figure.suptitle(f"{len(scored)} trials; {len(front)} on the Pareto front")
     return _png(figure)
 
 

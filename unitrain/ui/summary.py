@@ -23,6 +23,7 @@ from unitrain.settings import settings
 from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.runs import RunStore
+from unitrain.tune.ranking import Ranking
 from unitrain.tune.results import TuneOutcome
 
 __all__ = [
@@ -87,6 +88,12 @@ class SearchReport:
     #: the jobs of the study this search extends, and how many of their trials it took
     earlier_jobs: tuple[str, ...] = ()
     earlier_trials: int = 0
+    #: several objectives: every one, and the Pareto front's trials with their metrics
+    objectives: tuple[Objective, ...] = ()
+    front: tuple[tuple[str, dict[str, float]], ...] = ()
+    #: the constraints, and the trials that broke one
+    constraints: tuple[str, ...] = ()
+    infeasible: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -95,7 +102,9 @@ class SearchReport:
         outcome: TuneOutcome,
         model_ids: dict[str, int],
         plots: dict[str, str],
+        ranking: Ranking | None = None,
     ) -> SearchReport:
+        several = plan.config.several and ranking is not None
         return cls(
             objective=plan.objective,
             trials=trial_points(plan, outcome, model_ids),
@@ -104,6 +113,10 @@ class SearchReport:
             plots=plots,
             earlier_jobs=tuple(dict.fromkeys(t.job for t in plan.earlier)),
             earlier_trials=len(plan.earlier),
+            objectives=plan.config.objectives if several else (),
+            front=tuple((t.key, dict(t.metrics)) for t in ranking.front) if several else (),
+            constraints=tuple(c.describe() for c in plan.config.constraints),
+            infeasible=tuple(ranking.infeasible) if ranking is not None else (),
         )
 
 
@@ -259,9 +272,31 @@ def _search_header(search: SearchReport, best: dict[str, Any]) -> list[str]:
             f"{search.compute.get('gpu_hours', 0.0):.3g} GPU-hours",
             "",
         ]
+    if search.constraints:
+        lines += [
+            f"- constraints: {', '.join(search.constraints)}; "
+            f"{len(search.infeasible)} trial(s) broke one (never the best, never on the front)",
+            "",
+        ]
     if search.plots:
         links = ", ".join(f"[{title}]({url})" for title, url in search.plots.items())
         lines += [f"- plots (the job's MLflow run, `plots/`): {links}", ""]
+    if search.front:
+        names = [o.metric for o in search.objectives]
+        lines += [
+            f"## Pareto front ({', '.join(f'{o.mode} {o.metric}' for o in search.objectives)})",
+            "",
+            f"_{len(search.front)} trial(s) no other trial beats on every objective; the "
+            f"model is the front's best {search.objective.metric}._",
+            "",
+            "| trial | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+            *(
+                f"| `{key}` | " + " | ".join(_format(metrics.get(n, "")) for n in names) + " |"
+                for key, metrics in search.front
+            ),
+            "",
+        ]
     return lines
 
 
