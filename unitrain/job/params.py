@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from unitrain.errors import JobValidationError
 from unitrain.job.algorithms import SCHEDULERS, SEARCH_ALGORITHMS
+from unitrain.job.conditions import check_conditions
 from unitrain.job.names import check_job_name, encode_job_name
 from unitrain.job.objective import Objective
 from unitrain.job.search_space import SearchSpaceEntry
@@ -377,6 +378,7 @@ class TrainParams(_Strict):
             if entry.name in seen:
                 raise ValueError(f"hyperparameters: duplicate name {entry.name!r}")
             seen.add(entry.name)
+        check_conditions(self.hyperparameters)
         fixed = set(self.hyperparameter or {}) & seen
         if fixed:
             raise ValueError(

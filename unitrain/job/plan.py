@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from unitrain.job.conditions import present
 from unitrain.job.objective import Mode, Objective
 from unitrain.job.params import TrainParams, TuneConfig
 from unitrain.job.records import CatalogEntry, EarlierTrial
@@ -74,3 +75,8 @@ class TuningPlan(JobPlan):
     @property
     def searched_names(self) -> list[str]:
         return [entry.name for entry in self.space]
+
+    def trial_config(self, proposed: dict[str, Any]) -> dict[str, Any]:
+        """What a searcher proposed, as the trial's plugin gets it (conditional entries
+        only where their conditions hold)."""
+        return present(self.space, proposed)

@@ -21,6 +21,10 @@ Conventions users can rely on:
   ``[min, max]``.
 - ``base`` is required for the four log types and must be greater than 1. It
   is not passed to Ray: a log-uniform distribution is the same in every base.
+- ``when`` makes an entry conditional: ``{"optimizer": ["sgd", "rmsprop"]}``
+  samples it, and gives it to the plugin, only when the ``choice`` entry
+  ``optimizer`` took one of those options (``unitrain.job.conditions`` checks
+  the conditions against each other).
 """
 
 from __future__ import annotations
@@ -73,7 +77,9 @@ class Distribution(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=200)
-    #: what some searchers cannot express ("grid", "normal", "quantised_log")
+    #: the entry exists only when this ``choice`` entry took one of these options
+    when: dict[str, list[Any]] | None = None
+    #: what some searchers cannot express ("grid", "normal", "quantised_log", "conditional")
     TRAITS: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("name")
@@ -83,13 +89,40 @@ class Distribution(BaseModel):
             raise ValueError("name must not be blank")
         return value
 
+    @field_validator("when")
+    @classmethod
+    def _one_condition(cls, value: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if value is None:
+            return None
+        if len(value) != 1:
+            raise ValueError(
+                f"when: name one choice entry and its options, e.g. "
+                f'{{"optimizer": ["sgd"]}}; got {len(value)} names'
+            )
+        ((parent, options),) = value.items()
+        if not options:
+            raise ValueError(f"when: list at least one option of {parent!r}")
+        return value
+
+    @property
+    def parent(self) -> str | None:
+        """The choice entry this entry depends on (None: always sampled)."""
+        return next(iter(self.when)) if self.when else None
+
+    def holds(self, config: dict[str, Any]) -> bool:
+        """Whether this entry's condition holds for the values in ``config``."""
+        if not self.when:
+            return True
+        ((parent, options),) = self.when.items()
+        return parent in config and config[parent] in options
+
     @property
     def type_name(self) -> str:
         return str(getattr(self, "type"))  # noqa: B009 (every subclass declares it)
 
     @property
     def traits(self) -> frozenset[str]:
-        return self.TRAITS
+        return self.TRAITS | ({"conditional"} if self.when else frozenset())
 
     @property
     def bounds(self) -> tuple[Any, Any] | None:
@@ -120,7 +153,12 @@ class Distribution(BaseModel):
 
     def describe(self) -> dict[str, Any]:
         """The entry as ``unitrain validate`` shows it, defaults resolved."""
+        return self._dump()
+
+    def _dump(self) -> dict[str, Any]:
         shown = self.model_dump()
+        if shown.get("when") is None:
+            shown.pop("when", None)
         return shown
 
     # -- the numeric box of model-based searchers ---------------------------
@@ -210,7 +248,7 @@ class Range(Distribution):
         q = self.effective_q
         # An integer with q = 1 is not quantised, whatever its type says.
         quantised = q is not None and not (self.INTEGER and q == 1)
-        return self.TRAITS | ({"quantised_log"} if self.LOG and quantised else set())
+        return super().traits | ({"quantised_log"} if self.LOG and quantised else set())
 
     def rejects(self, value: Any) -> str:
         if not _is_number(value):
@@ -227,7 +265,7 @@ class Range(Distribution):
         return ""
 
     def describe(self) -> dict[str, Any]:
-        shown = self.model_dump()
+        shown = self._dump()
         if self.INTEGER:
             shown["min"], shown["max"] = int(self.min), int(self.max)
         q = self.effective_q
@@ -396,7 +434,7 @@ class RandN(Distribution):
         return [self.mean]
 
     def describe(self) -> dict[str, Any]:
-        shown = self.model_dump()
+        shown = self._dump()
         if "q" in type(self).model_fields:
             shown["q"] = self.effective_q
             if self.q_defaulted:

@@ -7,7 +7,8 @@ finds the best configurations; it cannot express a grid or an unbounded
 searches go to Optuna's TPE, which stays cheap per trial. A grid runs only
 with random search; normal entries go to HyperOpt, which samples them.
 Several objectives or constraints go to Optuna, the searcher that learns them
-(random search when the space has a normal entry, which Optuna cannot sample).
+(random search when the space has a normal entry, which Optuna cannot sample),
+and so do conditional entries (to HyperOpt with a normal entry too).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def choose(entries: Sequence[Distribution], config: TuneConfig, trials: int) -> 
         return "optunasearch", f"{what}: Optuna's TPE learns them"
     if "normal" in traits:
         return "hyperoptsearch", "the space has a normal (randn) entry, which HyperOpt samples"
+    if "conditional" in traits:
+        return "optunasearch", "the space has conditional entries (when), which Optuna samples"
     if trials > GP_TRIALS:
         return (
             "optunasearch",

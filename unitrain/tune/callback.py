@@ -52,8 +52,11 @@ class TrialsLoggingCallback(Callback):
         on_start: Callable[[Any], None] | None = None,
         on_result: Callable[[Any], None] | None = None,
         on_end: Callable[[Any, bool], None] | None = None,
+        config_of: Callable[[dict[str, Any]], dict[str, Any]] = dict,
     ) -> None:
         self.job = job
+        #: a trial's configuration as its plugin gets it (conditional entries only where held)
+        self.config_of = config_of
         self.metric = metric
         self.mode = mode
         self.hyperparameters = hyperparameters
@@ -124,9 +127,10 @@ class TrialsLoggingCallback(Callback):
     def _update(self, trial: Any, status: str, result: dict | None = None) -> None:
         row = self.trials.setdefault(trial.trial_id, {})
         row["status"] = status
+        config = self.config_of(dict(trial.config or {}))
         for name in self.hyperparameters:
-            if name in (trial.config or {}):
-                row[name] = trial.config[name]
+            if name in config:
+                row[name] = config[name]
         for key, value in finite_metrics(result or {}, skip=RAY_BOOKKEEPING).items():
             row[key] = value
             self.metric_names.add(key)

@@ -17,6 +17,7 @@ from unitrain._compat import (
     ray_seeded_rng,
     ray_variants,
 )
+from unitrain.job import conditions
 from unitrain.job.plan import JobPlan, TuningPlan
 from unitrain.tune.searchers import build_search_alg, search_seed
 
@@ -46,8 +47,11 @@ def _tuning(plan: TuningPlan) -> dict[str, Any]:
     config = plan.config
     per_trial = {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
     concurrency = config.max_concurrent_trials
+    conditional = conditions.is_conditional(plan.space)
+    tree = {"search_tree": conditions.tree(plan.space)} if conditional else {}
     return {
         "search_space": [entry.describe() for entry in plan.space],
+        **tree,
         "trials": plan.total_trials,
         "grid_points": plan.grid_size,
         "search_alg": config.search_alg.name,
@@ -76,7 +80,8 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
         plan.space, plan.hyperparameter, config, limit_concurrency=False, earlier=plan.earlier
     )
     if config.search_alg.name == "basicvariantgenerator":
-        return _basic_variants(param_space, plan, count) if previews_random_draws() else []
+        drawn = _basic_variants(param_space, plan, count) if previews_random_draws() else []
+        return [plan.trial_config(sample) for sample in drawn]
     searcher.set_search_properties(config.objective.metric, config.objective.mode, param_space)
     samples = []
     for index in range(count):
@@ -85,7 +90,7 @@ def sample_configurations(plan: TuningPlan, count: int) -> list[dict[str, Any]]:
         if suggestion is None and index:  # it proposes one at a time: let the last one end
             searcher.on_trial_complete(f"dry_run_{index - 1:05d}", error=True)
             suggestion = searcher.suggest(trial_id)
-        samples.append({**plan.hyperparameter, **(suggestion or {})})
+        samples.append({**plan.hyperparameter, **plan.trial_config(suggestion or {})})
     return samples
 
 

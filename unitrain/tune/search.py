@@ -81,6 +81,7 @@ def run_search(
         mode=config.objective.mode,
         metrics=config.metrics,
         hyperparameters=plan.searched_names,
+        config_of=plan.trial_config,
         total_trials=plan.total_trials,
         progress=progress.step("trials"),
         on_start=lambda trial: budget.trial_started(trial.trial_id),
@@ -216,7 +217,7 @@ def _outcome_of_result(
         ray_error=result.error,
         reported=callback.reported(trial_id),
         metric=metric,
-        config=dict(result.config or {}),
+        config=setup.plan.trial_config(dict(result.config or {})),
         logdir=str(result.path),
         checkpoint=_path_of(result.checkpoint),
     )
@@ -232,7 +233,7 @@ def _outcome_of_trial(
         ray_error="the trial failed" if errored else None,
         reported=reported,
         metric=metric,
-        config=dict(trial.config or {}),
+        config=setup.plan.trial_config(dict(trial.config or {})),
         logdir=str(trial.path),
         checkpoint=_path_of(trial.checkpoint),
     )

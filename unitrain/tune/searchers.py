@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from ray.tune.search import ConcurrencyLimiter
 
 from unitrain.errors import JobValidationError
+from unitrain.job.conditions import is_conditional
 from unitrain.job.params import TuneConfig
 from unitrain.job.records import EarlierTrial
 from unitrain.job.search_space import Distribution
@@ -76,6 +78,7 @@ def _basic(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneC
 
 
 def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
+    from unitrain.tune.hyperopt_space import hyperopt_space
     from unitrain.tune.warm_start import WarmHyperOptSearch
 
     options = dict(config.search_alg.options)
@@ -84,8 +87,13 @@ def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
     # third of the trials (5 to 10) and gamma 0.5 make it 0.57x random search on Branin.
     options.setdefault("n_initial_points", max(5, min(10, (config.num_samples or 10) // 3)))
     options.setdefault("gamma", 0.5)
+    if is_conditional(entries) and config.search_alg.points_to_evaluate:
+        raise ValueError(
+            "points_to_evaluate cannot be given to HyperOpt's nested (conditional) space; "
+            "use optunasearch for points_to_evaluate with conditional entries"
+        )
     searcher = WarmHyperOptSearch(
-        space=WarmHyperOptSearch.convert_search_space(to_param_space(entries)),
+        space=hyperopt_space(entries),
         metric=config.objective.metric,
         mode=config.objective.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
@@ -97,6 +105,7 @@ def _hyperopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tu
 
 def _optuna(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
     from unitrain.tune.optuna_search import ConstrainedOptunaSearch
+    from unitrain.tune.optuna_space import optuna_space
 
     options = dict(config.search_alg.options)
     sampler = optuna_sampler(
@@ -104,9 +113,10 @@ def _optuna(entries: Sequence[Distribution], fixed: dict[str, Any], config: Tune
         dict(options.pop("sampler_options", {}) or {}),
         seed=config.seed,
         trials=config.num_samples or 10,
+        conditional=is_conditional(entries),
     )
     searcher = ConstrainedOptunaSearch(
-        space=ConstrainedOptunaSearch.convert_search_space(to_param_space(entries)),
+        space=optuna_space(entries),
         # several objectives: the lists, as Optuna takes them
         metric=config.metric,
         mode=config.mode,
@@ -128,8 +138,11 @@ OPTUNA_SAMPLERS = {
 }
 
 
-def optuna_sampler(name: str, options: dict[str, Any], *, seed: int | None, trials: int) -> Any:
-    """Optuna's sampler ``name`` with ``options``, seeded; TPE with the measured defaults."""
+def optuna_sampler(
+    name: str, options: dict[str, Any], *, seed: int | None, trials: int, conditional: bool = False
+) -> Any:
+    """Optuna's sampler ``name`` with ``options``, seeded; TPE with the measured defaults
+    (and, for a conditional space, grouped: one model per set of entries that occur together)."""
     import optuna
 
     if name not in OPTUNA_SAMPLERS:
@@ -143,10 +156,16 @@ def optuna_sampler(name: str, options: dict[str, Any], *, seed: int | None, tria
             "multivariate": True,
             "constant_liar": True,
             "n_startup_trials": min(10, max(5, trials // 4)),
+            **({"group": True} if conditional else {}),
             **options,
         }
     sampler_class = getattr(optuna.samplers, OPTUNA_SAMPLERS[name])
-    return sampler_class(seed=seed, **options)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per study it creates
+    with warnings.catch_warnings():
+        # TPE's group (the conditional case) is "experimental" since Optuna 2.8: said once
+        # in the README, not with every job
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return sampler_class(seed=seed, **options)
 
 
 def _bayesopt(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConfig):
@@ -178,6 +197,7 @@ def _ax(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConf
 
 
 _NO_GRID = {"grid": "cannot run a grid"}
+_NO_CONDITIONS = {"conditional": "cannot express conditional entries (when)"}
 
 #: one row per name of ``unitrain.job.algorithms.SEARCH_ALGORITHMS``
 SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
@@ -197,13 +217,21 @@ SEARCH_ALGORITHMS: dict[str, SearchAlgorithm] = {
             "bayesoptsearch",
             _bayesopt,
             ("unitrain.tune.bayesopt", "BayesOptSearcher"),
-            {**_NO_GRID, "normal": "needs bounded ranges, not a normal distribution"},
+            {
+                **_NO_GRID,
+                **_NO_CONDITIONS,
+                "normal": "needs bounded ranges, not a normal distribution",
+            },
         ),
         SearchAlgorithm(
             "axsearch",
             _ax,
             ("unitrain.tune.axsearch", "AxSearcher"),
-            {**_NO_GRID, "normal": "needs bounded ranges, not a normal distribution"},
+            {
+                **_NO_GRID,
+                **_NO_CONDITIONS,
+                "normal": "needs bounded ranges, not a normal distribution",
+            },
         ),
         SearchAlgorithm(
             "optunasearch",
@@ -254,9 +282,13 @@ def _refuse_what_it_cannot_express(row: SearchAlgorithm, entries: Sequence[Distr
     for trait, why in row.cannot.items():
         bad = [f"{e.name!r} ({e.type_name})" for e in entries if trait in e.traits]
         if bad:
+            remedy = (
+                "use optunasearch, hyperoptsearch or basicvariantgenerator, or drop 'when'"
+                if trait == "conditional"
+                else "use basicvariantgenerator, or change the entries' types"
+            )
             raise JobValidationError(
-                f"hyperparameters: {row.name} {why}: {', '.join(bad)}; "
-                "use basicvariantgenerator, or change the entries' types"
+                f"hyperparameters: {row.name} {why}: {', '.join(bad)}; {remedy}"
             )
 
 
@@ -292,7 +324,14 @@ def build_search_alg(
             f"its options are {accepted_options(*row.options_of)}"
         ) from None
     if earlier and row.learns:
-        _add_evaluated(searcher, earlier, config.metrics)
+        if row.name == "hyperoptsearch" and is_conditional(entries):
+            log.warning(
+                "HyperOpt is not told of the %d earlier trials: their points do not map onto "
+                "its nested (conditional) space; optunasearch learns from them",
+                len(earlier),
+            )
+        else:
+            _add_evaluated(searcher, earlier, config.metrics)
     if limit_concurrency and config.max_concurrent_trials and not row.limits_concurrency:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=config.max_concurrent_trials)
     return searcher, space

@@ -88,9 +88,14 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
         trial_id = tune.get_context().get_trial_id()
         folder = setup.folder(trial_id)
         output = folder / "model"
-        hyperparameter = load_plugin(plan.plugin).validate_hyperparameter(
-            {**plan.hyperparameter, **config}
+        proposed = plan.trial_config(config)
+        validated = load_plugin(plan.plugin).validate_hyperparameter(
+            {**plan.hyperparameter, **proposed}
         )
+        # A conditional entry whose condition failed is absent, even where the
+        # plugin's schema has a default for it.
+        absent = set(plan.searched_names) - set(proposed)
+        hyperparameter = {k: v for k, v in validated.items() if k not in absent}
         earlier = TrialResult.load(folder)
         if (
             earlier is not None
