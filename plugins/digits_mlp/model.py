@@ -22,6 +22,8 @@ class Hyperparameters(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=65_536)
     learning_rate: float = Field(default=1e-3, gt=0, le=10)
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    #: SGD's and RMSprop's momentum (Adam keeps its own moments and ignores it)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     dropout_rate: float = Field(default=0.0, ge=0, lt=1)
     hidden_units: int = Field(default=64, ge=1, le=4096)
@@ -40,11 +42,13 @@ def _network(inputs: int, hidden: int, classes: int, dropout: float) -> Any:
     )
 
 
-def _optimizer(name: str, parameters: Any, lr: float, weight_decay: float) -> Any:
+def _optimizer(name: str, parameters: Any, lr: float, weight_decay: float, momentum: float) -> Any:
     import torch
 
-    factory = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
-    return factory[name](parameters, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    factory = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+    return factory[name](parameters, lr=lr, weight_decay=weight_decay, momentum=momentum)
 
 
 def train(
@@ -91,7 +95,11 @@ def train(
     yt = torch.from_numpy(y_train)
     xv = torch.from_numpy((x_valid - mean) / std)
     yv = torch.from_numpy(y_valid)
-    optimizer = _optimizer(hp.optimizer, model.parameters(), hp.learning_rate, hp.weight_decay)
+    optimizer = _optimizer(
+        hp.optimizer, model.parameters(), hp.learning_rate, hp.weight_decay, hp.momentum
+    )
+    # the model's size, a second objective or a constraint for a search
+    size = float(sum(p.numel() for p in model.parameters()))
     loss_fn = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(hp.seed)
 
@@ -141,6 +149,7 @@ def train(
             "accuracy": correct / len(xt),
             "validation_loss": float(loss_fn(valid_logits, yv)),
             "validation_accuracy": float((valid_logits.argmax(1) == yv).float().mean()),
+            "parameters": size,
         }
         done = epoch - start_epoch + 1
         if done % hp.report_every == 0 or epoch + 1 == end_epoch:

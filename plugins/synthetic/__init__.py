@@ -10,8 +10,8 @@ in [0, 1] (best score 3.32237). With ``objective: "zdt1"`` or ``"zdt2"`` a trial
 has two objectives to minimise, ``f1`` and ``f2``: the ZDT problems of Zitzler,
 Deb and Thiele (2000) over two variables x, y in [0, 1], whose Pareto fronts
 are known (y = 0; ``f2 = 1 - sqrt(f1)``, convex, and ``f2 = 1 - f1^2``, concave).
-Every trial's metrics carry ``x`` and ``y`` too, so that a job can constrain
-them. With
+Every trial's metrics carry a ``cost`` too, ``x + y`` (a stand-in for a
+model's latency or size), so that a job can constrain it or trade against it. With
 ``fail: true`` the trial raises, and with ``kill_self: true`` its process
 sends itself SIGKILL, as the kernel's out-of-memory killer would
 (``kill_once: true``: only the first time it runs; ``kill_at_step: n``: the
@@ -153,19 +153,19 @@ def _save(run: Any, hp: Hyperparameters, score: float, steps: int, trained_by: l
 
 
 def metrics(hp: Hyperparameters) -> dict[str, float]:
-    """A trial's final metrics: ``score`` (or ``f1`` and ``f2``), and its ``x`` and ``y``."""
+    """A trial's final metrics: ``score`` (or ``f1`` and ``f2``), and its ``cost``."""
     if hp.objective in ("zdt1", "zdt2"):
         f1 = hp.x
         g = 1.0 + 9.0 * hp.y
         ratio = f1 / g
         f2 = g * (1.0 - (math.sqrt(ratio) if hp.objective == "zdt1" else ratio**2))
-        return {"f1": f1, "f2": f2, "x": hp.x, "y": hp.y}
-    return {"score": objective(hp), "x": hp.x, "y": hp.y}
+        return {"f1": f1, "f2": f2, "cost": hp.x + hp.y}
+    return {"score": objective(hp), "cost": hp.x + hp.y}
 
 
 def _partial(final: dict[str, float], done: int, steps: int) -> dict[str, float]:
     """The metrics after ``done`` of ``steps``: the score grows to its final value, the
-    ZDT objectives come down to theirs, the coordinates stay."""
+    ZDT objectives come down to theirs, the cost stays."""
     share = done / steps
     partial = dict(final)
     if "score" in final:

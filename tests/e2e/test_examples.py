@@ -115,3 +115,36 @@ def test_a_study_in_rounds_keeps_the_best_models_and_learns_from_each_round(seed
         mlflow_client().get_run(r).data.tags["unitrain.checkpoint"] for r in started_from
     }
     assert checkpoints == {str(first["model_id"])}
+
+
+def test_accuracy_against_size_gives_a_front_above_the_accuracy_floor(seed_datasets):
+    from unitrain.job.objective import Objective
+    from unitrain.job.pareto import dominates
+
+    result = run_example("tune_accuracy_vs_size.json").result()
+    trials = result["trial_models"]
+    assert len(trials) == 10
+    both = (Objective("validation_accuracy", "max"), Objective("parameters", "min"))
+
+    def point(metrics):
+        return (metrics["validation_accuracy"], metrics["parameters"])
+
+    feasible = [t for t in trials if t["metrics"]["validation_accuracy"] >= 0.9]
+    front = result["pareto_front"]
+    assert front and all(m["metrics"]["validation_accuracy"] >= 0.9 for m in front)
+    for member in front:
+        assert not any(
+            dominates(point(t["metrics"]), point(member["metrics"]), both) for t in feasible
+        )
+    # the one model: the front's most accurate (select)
+    best = max(front, key=lambda m: m["metrics"]["validation_accuracy"])
+    assert result["model_id"] == best["model_id"]
+
+
+def test_the_conditional_example_gives_momentum_only_to_sgd_and_rmsprop(seed_datasets):
+    result = run_example("tune_conditional.json").result()
+    trials = result["trial_models"]
+    assert len(trials) == 8
+    for trial in trials:
+        config = trial["config"]
+        assert ("momentum" in config) == (config["optimizer"] in ("sgd", "rmsprop")), config

@@ -35,10 +35,10 @@ def test_searched_names_are_checked_against_the_plugin(home):
         "dataset": 1,
         "is_tune": True,
         "tune_config": {"metric": "accuracy"},
-        "hyperparameters": [{"name": "momentum", "type": "uniform", "min": 0, "max": 1}],
+        "hyperparameters": [{"name": "nesterov", "type": "uniform", "min": 0, "max": 1}],
     }
     with pytest.raises(
-        JobValidationError, match=r"hyperparameters: \['momentum'\] are not hyperparameters"
+        JobValidationError, match=r"hyperparameters: \['nesterov'\] are not hyperparameters"
     ):
         plan_job(params)
 
