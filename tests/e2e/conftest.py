@@ -20,6 +20,7 @@ GROUPS = {
     "test_tune_flow.py": "tuning",
     "test_checkpoints.py": "tuning",
     "test_examples.py": "examples",
+    "test_objectives.py": "training",
 }
 
 
