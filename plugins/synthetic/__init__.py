@@ -107,7 +107,7 @@ def train(
 
 def tune(
     hyperparameter: dict[str, Any], run: Any, dataset: Any, checkpoint: Any, **kwargs: Any
-) -> float:
+) -> dict[str, float]:
     """One trial: report a score that grows to the final one, then save the "model".
 
     The model is saved before each report, so that each report carries it as

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from ray.tune.search import Searcher
 
@@ -82,6 +82,7 @@ class AxSearcher(Searcher):
                 logging.getLogger(name).setLevel(logging.ERROR)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trials: Mapping[int, Mapping[str, Any]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self._pending_points:
@@ -142,9 +143,10 @@ def _parameter(entry: Distribution) -> Any:
         values = (
             entry.options if kind != "str-index" else [str(i) for i in range(len(entry.options))]
         )
-        return ChoiceParameterConfig(
-            name=entry.name, values=values, parameter_type="str" if kind == "str-index" else kind
-        )
+        kinds: dict[str, Literal["float", "int", "str", "bool"]] = {
+            "float": "float", "int": "int", "str": "str", "bool": "bool", "str-index": "str",
+        }  # fmt: skip
+        return ChoiceParameterConfig(name=entry.name, values=values, parameter_type=kinds[kind])
     if isinstance(entry, Range):
         low, high = entry.bounds
         q = entry.effective_q

@@ -104,7 +104,7 @@ class SearchReport:
         plots: dict[str, str],
         ranking: Ranking | None = None,
     ) -> SearchReport:
-        several = plan.config.several and ranking is not None
+        front = ranking.front if ranking is not None and plan.config.several else []
         return cls(
             objective=plan.objective,
             trials=trial_points(plan, outcome, model_ids),
@@ -113,8 +113,8 @@ class SearchReport:
             plots=plots,
             earlier_jobs=tuple(dict.fromkeys(t.job for t in plan.earlier)),
             earlier_trials=len(plan.earlier),
-            objectives=plan.config.objectives if several else (),
-            front=tuple((t.key, dict(t.metrics)) for t in ranking.front) if several else (),
+            objectives=plan.config.objectives if front else (),
+            front=tuple((t.key, dict(t.metrics)) for t in front),
             constraints=tuple(c.describe() for c in plan.config.constraints),
             infeasible=tuple(ranking.infeasible) if ranking is not None else (),
         )
