@@ -57,3 +57,30 @@ def test_a_search_shows_counts_then_the_best_trials_then_the_running_ones(tuning
 def test_lines_are_cut_to_the_terminal_width(tuning):
     lines = render(tuning, Snapshot(rows=[row("t1", "TERMINATED", 0.5)]), width=12)
     assert all(len(line) <= 12 for line in lines)
+
+
+def test_several_objectives_show_each_and_mark_the_front_and_the_infeasible(home):
+    plan = plan_job(
+        {
+            "name": "front",
+            "dataset": 1,
+            "is_tune": True,
+            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+            "tune_config": {
+                "metric": ["f1", "f2"],
+                "mode": ["min", "min"],
+                "constraints": [{"metric": "cost", "max": 1.0}],
+            },
+        },
+        "synthetic",
+    )
+    rows = [
+        {"trial_id": "a", "status": "TERMINATED", "f1": 0.1, "f2": 0.9, "pareto": "yes"},
+        {"trial_id": "b", "status": "TERMINATED", "f1": 0.5, "f2": 0.95},
+        {"trial_id": "c", "status": "TERMINATED", "f1": 0.0, "f2": 0.1, "feasible": "no"},
+    ]
+    lines = render(plan, Snapshot(percent=100.0, rows=rows))
+    assert lines[2].split() == ["trial", "status", "f1", "f2", "x", "mark"]
+    marks = {line.split()[0]: line.split()[-1] for line in lines[3:]}
+    assert marks["a"] == "front" and marks["c"] == "infeasible"
+    assert marks["b"] == "0.95"  # no mark: the line ends with its last value

@@ -88,13 +88,17 @@ def _trial_lines(plan: TuningPlan, rows: list[dict[str, Any]]) -> list[str]:
     if not shown:
         return lines
     names = plan.searched_names[:3]
-    header = ["trial", "status", metric, *names]
+    metrics = list(dict.fromkeys([metric, *plan.config.metrics]))
+    # several objectives or constraints: which trials are on the front, which broke one
+    marked = plan.config.several or bool(plan.config.constraints)
+    header = ["trial", "status", *metrics, *names, *(["mark"] if marked else [])]
     table = [header] + [
         [
             ("★ " if row.get("best") else "  ") + str(row.get("trial_id", "")),
             str(row.get("status", "")).lower(),
-            _cell(row.get(metric, "")),
+            *(_cell(row.get(m, "")) for m in metrics),
             *(_cell(row.get(name, "")) for name in names),
+            *([_mark(row)] if marked else []),
         ]
         for row in shown
     ]
@@ -102,6 +106,12 @@ def _trial_lines(plan: TuningPlan, rows: list[dict[str, Any]]) -> list[str]:
     return lines + [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in table
     ]
+
+
+def _mark(row: dict[str, Any]) -> str:
+    if row.get("feasible") == "no":
+        return "infeasible"
+    return "front" if row.get("pareto") == "yes" else ""
 
 
 def _cell(value: Any) -> str:
