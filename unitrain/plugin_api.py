@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from unitrain.job.study import as_params
 from unitrain.metrics import finite_metrics
 from unitrain.mlflow_model import save_flavor
 from unitrain.reporting.logs import run_logger
+from unitrain.reporting.plugin_log import PluginLog
 from unitrain.reporting.progress import StepProgress
 from unitrain.reporting.trial_table import TrialTable
 from unitrain.run_sinks import NoSink, RunSink
@@ -46,6 +48,9 @@ class TrainRun:
         trials_sink: callable receiving ``log_trials`` tables (tuning).
         reporter: where :meth:`report` sends intermediate results besides the
             sink (a Ray Tune trial passes Ray's ``tune.report``).
+        lines: where log lines go on their way to the job's log (a trial's
+            folder, which the search's driver reads); without it, the Prefect
+            run's logger of this process.
     """
 
     def __init__(
@@ -57,8 +62,10 @@ class TrainRun:
         checkpoint_output: str | None = None,
         trials_sink: Any = None,
         reporter: Reporter | None = None,
+        lines: PluginLog | None = None,
     ) -> None:
         self.trial_id = trial_id
+        self._lines = lines
         self.checkpoint_output = checkpoint_output
         self.records: list[dict[str, Any]] = []
         self.messages: list[str] = []
@@ -159,11 +166,15 @@ class TrainRun:
             raise ValueError("this run has no checkpoint_output to save the model into")
         save_flavor(Path(self.checkpoint_output), flavor, model, **kwargs)
 
-    def log_message(self, text: str) -> None:
-        """A line for the job's log (the Prefect run log)."""
+    def log_message(self, text: str, level: str = "INFO") -> None:
+        """A line for the job's log: the flow run's log in Prefect, the job's ``run.log``,
+        and with ``-v`` the terminal; in tuning mode it carries the trial's ID."""
         line = f"[trial {self.trial_id}] {text}" if self.trial_id else str(text)
         self.messages.append(line)
-        run_logger().info(line)
+        if self._lines is not None:
+            self._lines.write(level, line)
+        else:
+            run_logger().log(logging.getLevelNamesMapping().get(level, logging.INFO), line)
 
     def set_progress(self, current: float, total: float, category: str = "train") -> None:
         """Report how far training is; in tuning mode a trial does not move the job's bar."""
@@ -206,6 +217,8 @@ class TrainRun:
             if self._reported.get(key) != value:
                 self._sink.metric(key, float(value), now, self._step.get(key, 0))
         self._sink.flush()
+        if self._lines is not None:
+            self._lines.close()
         if self.messages:
             self._sink.artifact("messages.log", ("\n".join(self.messages) + "\n").encode())
 

@@ -11,6 +11,7 @@ exception may not unpickle in another process, so it comes back as a
 
 from __future__ import annotations
 
+import logging
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from unitrain.mlflow_model import add_generic_wrapper
 from unitrain.plugin_api import Checkpoint, Dataset, Reporter, TrainRun
 from unitrain.plugin_loader import load_plugin
 from unitrain.reporting.logs import run_logger
+from unitrain.reporting.plugin_log import PluginLog, PluginLogHandler
 from unitrain.reporting.progress import StepProgress
 from unitrain.run_sinks import RunSink
 
@@ -57,6 +59,8 @@ class PluginCall:
     trial_id: str | None = None
     progress: StepProgress | None = None
     reporter: Reporter | None = field(default=None, compare=False)
+    #: where a trial's log lines go for the driver to log (None: this process's run logger)
+    lines: PluginLog | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,14 @@ def run_plugin(call: PluginCall) -> PluginResult:
         trial_id=call.trial_id,
         checkpoint_output=str(call.output),
         reporter=call.reporter,
+        lines=call.lines,
     )
+    plugin_loggers = None
     try:
         # Sent with the first batch of metrics: a short run writes once.
         run.log_params(call.hyperparameter)
         plugin = load_plugin(plan.plugin)
+        plugin_loggers = _PluginLoggers(plugin, run)
         if call.checkpoint is not None:
             run.log_message(f"resuming from model {call.checkpoint.model_id}")
         hyperparameter = dict(call.hyperparameter)
@@ -116,8 +123,11 @@ def run_plugin(call: PluginCall) -> PluginResult:
         wanted = call.required_metric
         if wanted and wanted in final and wanted not in metrics:
             raise PluginError(f"{wanted!r} is {final[wanted]!r}, not a finite number")
+        plugin_loggers.detach()
         run.close(final_metrics=metrics)
     except BaseException as error:
+        if plugin_loggers is not None:
+            plugin_loggers.detach()
         _close_quietly(run)
         if isinstance(error, Exception) and not isinstance(error, PluginError):
             if call.trial_id is None:  # a failed trial is summed up by the driver instead
@@ -135,6 +145,32 @@ def run_plugin(call: PluginCall) -> PluginResult:
         metrics=metrics,
         hyperparameters=dict(call.hyperparameter),
     )
+
+
+class _PluginLoggers:
+    """While the plugin runs, what its own loggers say at INFO and above goes where
+    ``run.log_message`` goes (with the trial's ID)."""
+
+    def __init__(self, plugin: Any, run: TrainRun) -> None:
+        module = getattr(plugin.module, "__name__", "") or ""
+        # a bundled plugin's own package; a third party's whole distribution package
+        name = module if module.startswith("unitrain.") else module.split(".")[0]
+        self.logger = logging.getLogger(name) if name else None
+        self.handler = PluginLogHandler(lambda level, text: run.log_message(text, level))
+        self.level, self.propagate = logging.NOTSET, True
+        if self.logger is not None:
+            self.level, self.propagate = self.logger.level, self.logger.propagate
+            if self.logger.getEffectiveLevel() > logging.INFO:
+                self.logger.setLevel(logging.INFO)
+            self.logger.addHandler(self.handler)
+            self.logger.propagate = False  # said once, where run.log_message says it
+
+    def detach(self) -> None:
+        if self.logger is not None:
+            self.logger.removeHandler(self.handler)
+            self.logger.setLevel(self.level)
+            self.logger.propagate = self.propagate
+            self.logger = None
 
 
 def _close_quietly(run: TrainRun) -> None:

@@ -30,6 +30,7 @@ steps behind it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -40,6 +41,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BEST_SCORE", "Hyperparameters", "metrics", "objective", "train", "tune"]
+
+log = logging.getLogger(__name__)
 
 #: the best score of each objective
 BEST_SCORE = {"bowl": 1.0, "branin": -0.397887, "hartmann6": 3.32237}
@@ -78,6 +81,10 @@ class Hyperparameters(BaseModel):
     kill_once: bool = False
     #: the first time the run reaches this step, its process sends itself SIGKILL
     kill_at_step: int | None = Field(default=None, ge=0)
+    #: lines to log with run.log_message (and, when any, one through the module's logger)
+    messages: int = Field(default=0, ge=0, le=1_000_000)
+    #: the level of those lines
+    message_level: Literal["INFO", "WARNING", "ERROR"] = "INFO"
     #: the size of the "weights" saved with the model each time (a checkpoint's cost)
     checkpoint_mb: float = Field(default=0.0, ge=0, le=4096)
     label: Any = None
@@ -90,6 +97,7 @@ def train(
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
     final = metrics(hp)
+    _say(hp, run, final)
     score = final.get("score", 0.0)
     done, trained_by = _continued(checkpoint)
     for step in range(done, hp.steps):
@@ -117,6 +125,7 @@ def tune(
     hp = Hyperparameters.model_validate(hyperparameter)
     _fail_if_asked(hp, run)
     final = metrics(hp)
+    _say(hp, run, final)
     score = final.get("score", 0.0)
     done, trained_by = _continued(checkpoint)
     for step in range(done, hp.steps):
@@ -194,6 +203,13 @@ def objective(hp: Hyperparameters) -> float:
         + 10
     )
     return -branin
+
+
+def _say(hp: Hyperparameters, run: Any, final: dict[str, float]) -> None:
+    for index in range(hp.messages):
+        run.log_message(f"message {index + 1} of {hp.messages}", hp.message_level)
+    if hp.messages:
+        log.log(logging.getLevelNamesMapping()[hp.message_level], "scored %s", final)
 
 
 def _fail_if_asked(hp: Hyperparameters, run: Any) -> None:

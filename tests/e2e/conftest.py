@@ -21,6 +21,7 @@ GROUPS = {
     "test_checkpoints.py": "tuning",
     "test_examples.py": "examples",
     "test_objectives.py": "training",
+    "test_plugin_logs.py": "training",
 }
 
 

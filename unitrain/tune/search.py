@@ -32,6 +32,7 @@ from unitrain.tune.schedulers import build_scheduler
 from unitrain.tune.searchers import build_search_alg
 from unitrain.tune.stopping import BudgetStopper, SearchBudget
 from unitrain.tune.trial import TrialSetup, make_trainable
+from unitrain.tune.trial_logs import TrialLogForwarder
 
 __all__ = ["run_search"]
 
@@ -89,7 +90,7 @@ def run_search(
         on_end=ended,
     )
     callback.add_earlier(plan.earlier)
-    callbacks = [callback]
+    callbacks = [callback, TrialLogForwarder(setup.trials_root)]
     trainable = tune.with_resources(
         make_trainable(setup), {"cpu": plan.num_cpus, "gpu": plan.num_gpus}
     )

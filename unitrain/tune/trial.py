@@ -45,6 +45,7 @@ from unitrain.job.records import Checkpoint, Dataset
 from unitrain.mlflow_model import add_generic_wrapper
 from unitrain.plugin_loader import load_plugin
 from unitrain.plugin_runner import PluginCall, run_plugin
+from unitrain.reporting.plugin_log import PluginLog
 from unitrain.run_sinks import FolderSink
 from unitrain.runtime.worker_env import load_worker_secrets
 from unitrain.stores.catalog import DatasetCatalog
@@ -137,6 +138,7 @@ def make_trainable(setup: TrialSetup) -> Callable[[dict[str, Any]], None]:
             required_metric=metric,
             trial_id=trial_id,
             reporter=reporter,
+            lines=PluginLog(folder / "record"),
         )
         try:
             with _Watchdog(plan.config.trial_timeout_s, reporter, folder):
