@@ -10,7 +10,9 @@ from unitrain.reporting.progress import JobProgress
 from unitrain.tune.results import TuneOutcome
 
 
-@task(name="tune")
+# Not the flow's log_prints: what Ray Tune prints (its configuration table) is the
+# library's output, for the job's log file, not the job's own lines.
+@task(name="tune", log_prints=False)
 def tune_trials(
     plan: TuningPlan, dataset: Dataset, progress: JobProgress, run_id: str, resume: bool
 ) -> TuneOutcome:

@@ -48,9 +48,10 @@ class TrainRun:
         trials_sink: callable receiving ``log_trials`` tables (tuning).
         reporter: where :meth:`report` sends intermediate results besides the
             sink (a Ray Tune trial passes Ray's ``tune.report``).
-        lines: where log lines go on their way to the job's log (a trial's
-            folder, which the search's driver reads); without it, the Prefect
-            run's logger of this process.
+        lines: where log lines are written as they come: a trial's folder,
+            which the search's driver reads and logs; a training job's, which
+            ``unitrain run`` shows (a training job also logs them with the
+            Prefect run's logger of its process).
     """
 
     def __init__(
@@ -171,9 +172,9 @@ class TrainRun:
         and with ``-v`` the terminal; in tuning mode it carries the trial's ID."""
         line = f"[trial {self.trial_id}] {text}" if self.trial_id else str(text)
         self.messages.append(line)
-        if self._lines is not None:
+        if self._lines is not None:  # a trial's driver logs it (a training job's view shows it)
             self._lines.write(level, line)
-        else:
+        if not self.is_tune:
             run_logger().log(logging.getLevelNamesMapping().get(level, logging.INFO), line)
 
     def set_progress(self, current: float, total: float, category: str = "train") -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,9 +99,42 @@ def test_deprecated_tune_action_still_runs_with_a_warning(home, tmp_path):
         m["model_id"] for m in result["trial_models"]
     }
     assert "y: no q given, using q=0.01" in done.stderr
-    # Without a terminal: the logs on stderr, and timestamped progress lines.
-    assert "Finished in state Completed" in done.stderr
+    # Without a terminal: the job's own lines, plain and timestamped, and progress lines.
     assert "| PROGRESS | old_style_tuning: 100%" in done.stderr
+    assert "best trial " in done.stderr
+
+
+def test_without_a_terminal_stderr_has_the_jobs_lines_and_no_library_output(home, tmp_path):
+    job = {
+        "action": "train",
+        "params": {
+            "name": "plain_output",
+            "dataset": 1,
+            "is_tune": True,
+            "plugin": "synthetic",
+            "hyperparameter": {"messages": 2},
+            "hyperparameters": [{"name": "x", "type": "uniform", "min": 0, "max": 1}],
+            "tune_config": {
+                "metric": "score",
+                "search_alg": {"name": "optunasearch"},  # Optuna logs when a study starts
+                "num_samples": 3,
+                "max_concurrent_trials": 2,
+            },
+        },
+    }
+    (tmp_path / "plain.json").write_text(json.dumps(job))
+    done = unitrain(home, "run", str(tmp_path / "plain.json"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "\x1b" not in done.stderr
+    line = re.compile(r"^\d\d:\d\d:\d\d \| [A-Z]+ +\| ")
+    for text in done.stderr.splitlines():
+        assert line.match(text) or text.startswith(("logs: ", "note: ", "warning: ")), text
+    trial_lines = re.findall(r"\| \[trial (\w+)\] message \d of 2$", done.stderr, re.M)
+    assert len(trial_lines) == 6 and len(set(trial_lines)) == 3
+    # ... while the log file has the libraries' output too
+    log = (home / "runs" / "plain_output" / "run.log").read_text()
+    assert "Connecting to an existing Ray instance" in log
+    assert "Connecting to an existing Ray instance" not in done.stderr
 
 
 def test_on_a_terminal_the_job_shows_its_bar_and_trials_and_logs_go_to_a_file(home, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from unitrain.planning import plan_job
-from unitrain.ui.terminal import Snapshot, render
+from unitrain.ui.terminal import Snapshot, job_line, render
 
 
 @pytest.fixture
@@ -84,3 +84,26 @@ def test_several_objectives_show_each_and_mark_the_front_and_the_infeasible(home
     marks = {line.split()[0]: line.split()[-1] for line in lines[3:]}
     assert marks["a"] == "front" and marks["c"] == "infeasible"
     assert marks["b"] == "0.95"  # no mark: the line ends with its last value
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "01:02:03.456 | INFO    | Task run 'tune-f3f' - best trial a_00001: score=0.5",
+            "01:02:03 | INFO     | best trial a_00001: score=0.5",
+        ),
+        (  # from a Ray worker, with Ray's coloured prefix
+            "\x1b[36m(train pid=4176)\x1b[0m 01:02:03.456 | WARNING | Task run 'train-1' - "
+            "\x1b[1mlow memory\x1b[0m",
+            "01:02:03 | WARNING  | low memory",
+        ),
+        ("01:02:03.456 | INFO    | Flow run 'x' - Beginning flow run 'x'", None),
+        ("01:02:03.456 | INFO    | Task run 'tune-f3f' - ", None),
+        ("01:02:03.456 | INFO    | EventsWorker - Still processing items: 1 items remaining", None),
+        ("[I 2026-12-07 01:02:03,456] A new study created in memory with name: optuna", None),
+        ("\x1b[36m(train pid=4176)\x1b[0m some print of a library", None),
+    ],
+)
+def test_without_a_terminal_only_the_jobs_own_lines_are_shown_plain(raw, shown):
+    assert job_line(raw) == shown

@@ -6,7 +6,10 @@ whose path is printed first, and a few lines are redrawn in place once a
 second: the job's weighted progress bar and, while tuning, its best trials,
 the running ones and the count of trials by status. ``-v`` keeps the logs on
 the terminal instead, without the view. Without a terminal (CI, a pipe) the
-logs stay on stderr, joined by a timestamped progress line every 10 percent.
+libraries' output goes to the log file too, and stderr gets plain lines
+without escape codes: the job's own (what its steps log, and the plugin's
+lines with their trial IDs), each timestamped, and a progress line every 10
+percent.
 
 The view shows what the job publishes to the Prefect API, the same artifacts
 the Prefect UI shows (so the same 20/75/5 weights), read by a thread of its
@@ -20,6 +23,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -35,8 +39,8 @@ __all__ = ["JobView", "Snapshot", "render"]
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
-#: without a terminal only a line per 10 percent is printed: read less often
-PLAIN_POLL_S = 5.0
+#: without a terminal the job's lines and a line per 10 percent are printed
+PLAIN_POLL_S = 2.0
 BAR_WIDTH = 30
 #: trial rows of the terminal table: the best ones, then running ones
 BEST_ROWS = 5
@@ -141,10 +145,11 @@ class JobView:
         self._drawn = 0
         self._printed = -PLAIN_STEP
         #: one drawer at a time; the terminal is closed under it too
-        self._drawing = threading.Lock()
+        self._drawing = threading.RLock()
+        self._log_offset = 0
 
     def __enter__(self) -> JobView:
-        if self.live:
+        if self.live or self.plain:
             sys.stdout.flush()
             sys.stderr.flush()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +160,17 @@ class JobView:
             os.dup2(log, 2)
             os.close(log)
             self._terminal.write(f"logs: {self.log_path} (-v shows them here)\n")
+        if self.plain:
+            self._log_offset = _size(self.log_path)
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the log file without colour codes
         return self
+
+    def say(self, text: str) -> None:
+        """Write one plain line to the terminal (plain mode)."""
+        with self._drawing, contextlib.suppress(OSError, ValueError):
+            if self._terminal is not None:
+                self._terminal.write(text + "\n")
+                self._terminal.flush()
 
     def follow(self) -> None:
         """Start reading the job's progress from the Prefect API (call once it is up)."""
@@ -180,6 +195,8 @@ class JobView:
                 self._give_back_terminal(failed=exc[0] is not None)
 
     def _give_back_terminal(self, *, failed: bool) -> None:
+        if self.plain:
+            self._say_job_lines()  # what the job logged after the last picture
         if self._saved_fds:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -232,13 +249,59 @@ class JobView:
             self._terminal.write(erase + "\n".join(lines) + "\n")
             self._terminal.flush()
             self._drawn = len(lines)
-        elif self.plain and self.snapshot.percent >= self._printed + PLAIN_STEP:
-            self._printed = self.snapshot.percent // PLAIN_STEP * PLAIN_STEP
-            stamp = time.strftime("%H:%M:%S")
-            sys.stderr.write(
-                f"{stamp} | PROGRESS | {self.plan.job}: {self.snapshot.percent:.0f}%\n"
-            )
-            sys.stderr.flush()
+        elif self.plain:
+            self._say_job_lines()
+            if self.snapshot.percent >= self._printed + PLAIN_STEP:
+                self._printed = self.snapshot.percent // PLAIN_STEP * PLAIN_STEP
+                stamp = time.strftime("%H:%M:%S")
+                self.say(f"{stamp} | PROGRESS | {self.plan.job}: {self.snapshot.percent:.0f}%")
+
+    def _say_job_lines(self) -> None:
+        """The job's own lines from its log file, plain: what its flow run and its steps
+        logged (the plugins' lines with their trial IDs among them), not the libraries'."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(self._log_offset)
+                data = handle.read()
+        except OSError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._log_offset += len(complete)
+        for raw in complete.decode("utf-8", "replace").splitlines():
+            line = job_line(raw)
+            if line is not None:
+                self.say(line)
+
+
+#: a line of a flow run's or a step's log, as Prefect prints it (from a Ray worker: with
+#: Ray's prefix, coloured or not)
+_RUN_LINE = re.compile(
+    r"^(?:(?:\x1b\[[0-9;]*m)?\([^)]*\)(?:\x1b\[[0-9;]*m)? )?"
+    r"(\d\d:\d\d:\d\d)\.\d+ \| (\w+)\s*\| (?:Flow run|Task run) '[^']*' - (.*)$"
+)
+#: Prefect's own words about a run going as it should
+_ROUTINE = ("Beginning flow run", "Finished in state Completed()", "Created task run")
+
+
+def job_line(raw: str) -> str | None:
+    """A line of the job's log as the plain view shows it (None: not the job's own)."""
+    match = _RUN_LINE.match(raw)
+    if match is None:
+        return None
+    stamp, level, text = match.groups()
+    if not text.strip() or text.startswith(_ROUTINE):
+        return None
+    return f"{stamp} | {level:<8} | {_ESCAPES.sub('', text)}"
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class _Reader:
