@@ -2,8 +2,10 @@
 
 ::
 
-    validate ─> prepare_dataset ─> train ──────────────────────────────> upload_models
-                                └> tune ─> log_trials ─> register_best ─> upload_models
+    validate ─> prepare_dataset ─> train ──────────────────────────────> upload_models ─> promote
+                                └> tune ─> log_trials ─> register_best ─> upload_models ─> promote
+
+(``promote``: only for a job that names an alias to promote its model to.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from unitrain.reporting.progress import JobProgress
 from unitrain.runtime.job_run import JobRun, job_run
 from unitrain.runtime.ray_cluster import UnitrainTaskRunner, result_of
 from unitrain.stores.publisher import Publication
-from unitrain.tasks import prepare_dataset, train_model, upload_models, validate_job
+from unitrain.tasks import (
+    prepare_dataset,
+    promote_model,
+    train_model,
+    upload_models,
+    validate_job,
+)
 from unitrain.ui.summary import publish_summary
 
 
@@ -52,6 +60,7 @@ def train(
     hyperparameter: dict[str, Any] | None = None,
     hyperparameters: list[dict[str, Any]] | None = None,
     tune_config: dict[str, Any] | None = None,
+    promotion: dict[str, Any] | None = None,
     plugin: str | None = None,
     plan: JobPlan | None = None,
 ) -> dict[str, Any]:
@@ -72,6 +81,7 @@ def train(
             hyperparameter=hyperparameter,
             hyperparameters=hyperparameters,
             tune_config=tune_config,
+            promotion=promotion,
         ).items()
         if value is not None
     }
@@ -85,7 +95,7 @@ def train(
                 create_progress_artifact(0.0, description=f"Progress of job {plan.job}")
             ),
         )
-        prepared = prepare_dataset(plan.dataset, progress)
+        prepared = prepare_dataset(plan.dataset, progress, plan.plugin, run.run_id)
         # The one place the two modes part.
         if isinstance(plan, TuningPlan):
             result = run_tuning(run, plan, prepared, progress)
@@ -103,6 +113,8 @@ def _run_training(run: JobRun, plan: JobPlan, dataset: Dataset, progress: JobPro
         run.run_id, trained.model_dir, trained.metrics, trained.hyperparameters
     )
     [model_id] = upload_models(plan, run.run_id, [publication], progress)
-    result = {"model_id": model_id}
+    result: dict[str, Any] = {"model_id": model_id}
+    if plan.promotion is not None:
+        result["promotion"] = promote_model(plan, model_id, trained.metrics, dataset, run.run_id)
     publish_summary(plan, result, metrics=trained.metrics, run_id=run.run_id)
     return result

@@ -1,4 +1,5 @@
-"""The tuning branch of the ``train`` flow: tune -> log_trials -> mark_best_trial -> upload."""
+"""The tuning branch of the ``train`` flow: tune -> log_trials -> mark_best_trial -> upload
+(-> promote, when the job names an alias)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from unitrain.job.records import Dataset, EarlierTrial
 from unitrain.reporting.progress import JobProgress
 from unitrain.runtime.job_run import JobRun
 from unitrain.stores.publisher import ModelPublisher
-from unitrain.tasks import log_trials, mark_best_trial, tune_trials, upload_models
+from unitrain.tasks import log_trials, mark_best_trial, promote_model, tune_trials, upload_models
 from unitrain.tune.results import publication_of, remove_unkept_models, search_result
 from unitrain.ui.plots import publish_plots
 from unitrain.ui.summary import SearchReport, publish_summary
@@ -45,6 +46,10 @@ def run_tuning(
     remove_unkept_models(outcome, kept)
     front = ranking.front if plan.config.several else None
     result = search_result(outcome, kept, model_ids, best, front)
+    if plan.promotion is not None and result.get("model_id") is not None:
+        result["promotion"] = promote_model(
+            _opaque(plan), result["model_id"], best.metrics, dataset, run.run_id
+        )
     plots = publish_plots(plan, outcome.trials, run.run_id, ranking)
     registered = {t.trial_id: model_id for t, model_id in zip(kept, model_ids, strict=True)}
     publish_summary(

@@ -39,7 +39,7 @@ from unitrain.runtime.served import served_api_url
 from unitrain.settings import configure_environment, enable_local_ray_auth, settings
 from unitrain.stores.catalog import DatasetCatalog
 from unitrain.stores.job_state import JobFolder
-from unitrain.stores.registry import ModelRegistry
+from unitrain.stores.registry import BEST_ALIAS_PREFIX, ModelRegistry
 from unitrain.stores.retry import scrub
 from unitrain.ui.job_list import job_details, list_jobs
 from unitrain.ui.terminal import JobView
@@ -137,7 +137,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         local_stack.abandon_early_start()  # the job was refused before it used the stack
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, results: list[dict[str, Any]] | None = None) -> int:
+    """Run the job of ``args``; its result goes to stdout, or into ``results``."""
     params, plan = _prepare(args, start_stack=True)
     folder = JobFolder(plan.job)
     # Held from here to exit: a second run of this job is refused at once.
@@ -154,8 +155,11 @@ def _run(args: argparse.Namespace) -> int:
                 with prefect_api():
                     view.follow()
                     result = train(**params, plugin=plan.plugin, plan=plan)
-                json.dump(result, out, indent=2, default=str)
-                out.write("\n")
+                if results is not None:
+                    results.append(result)
+                else:
+                    json.dump(result, out, indent=2, default=str)
+                    out.write("\n")
         except BaseException as error:
             code = _interruption(error)
             if not code:
@@ -163,6 +167,45 @@ def _run(args: argparse.Namespace) -> int:
             _after_interrupt(plan, args.job, code)
             return code
     return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from unitrain.replay import Replay, ReplayRefused, compare_metrics
+
+    try:
+        replay = Replay.of(args.model_id)
+        for change in replay.version_changes():
+            print(f"note: not the version model {args.model_id} was made with: {change}",
+                  file=sys.stderr)  # fmt: skip
+        replay.check_dataset()
+    except ReplayRefused as error:
+        print(f"error: replay refused: {scrub(str(error))}", file=sys.stderr)
+        return EXIT_INVALID
+    name = args.name or f"replay-{args.model_id}-{time.strftime('%Y%m%dT%H%M%S')}"
+    job = settings().home / "replays" / f"{encode_job_name(name)}.json"
+    job.parent.mkdir(parents=True, exist_ok=True)
+    job.write_text(json.dumps(replay.job(name), indent=2))
+    print(f"replaying model {args.model_id} as job {name!r} ({job})", file=sys.stderr)
+    results: list[dict[str, Any]] = []
+    try:
+        code = _run(argparse.Namespace(job=str(job), plugin=None, verbose=args.verbose), results)
+    finally:
+        local_stack.abandon_early_start()
+    if code or not results:
+        return code or EXIT_FAILED
+    replayed_id = int(results[0]["model_id"])
+    replayed = ModelRegistry().get(replayed_id).metrics
+    verdict = compare_metrics(replay.record.metrics, replayed, args.tolerance)
+    if args.json:
+        print(json.dumps({
+            "model_id": args.model_id, "replay_model_id": replayed_id, "job": name,
+            "equal": verdict.equal, "tolerance": verdict.tolerance,
+            "metrics": {n: {"recorded": a, "replayed": b, "equal": same}
+                        for n, a, b, same in verdict.rows},
+        }, indent=2))  # fmt: skip
+    else:
+        print("\n".join(verdict.lines(args.model_id, replayed_id)))
+    return 0 if verdict.equal else EXIT_FAILED
 
 
 def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
@@ -206,9 +249,16 @@ def _cmd_datasets_list(args: argparse.Namespace) -> int:
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
     job = encode_job_name(args.job) if args.job else None
-    records = ModelRegistry().models(job=job)
+    registry = ModelRegistry()
+    records = registry.models(job=job)
+    # The aliases users serve by ("champion"); best-<job> is the BEST column.
+    aliases: dict[int, list[str]] = {}
+    for alias, model_id in sorted(registry.aliases().items()):
+        if not alias.startswith(BEST_ALIAS_PREFIX):
+            aliases.setdefault(model_id, []).append(alias)
     if args.json:
-        print(json.dumps([asdict(r) for r in records], indent=2))
+        listed = [asdict(r) | {"aliases": aliases.get(r.model_id, [])} for r in records]
+        print(json.dumps(listed, indent=2))
         return 0
     rows = [
         (
@@ -218,11 +268,12 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
             r.plugin,
             r.dataset,
             "★" if r.best else "",
+            ", ".join(aliases.get(r.model_id, [])),
             ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:4]),
         )
         for r in records
     ]
-    _table(("ID", "JOB", "TRIAL", "PLUGIN", "DATASET", "BEST", "METRICS"), rows)
+    _table(("ID", "JOB", "TRIAL", "PLUGIN", "DATASET", "BEST", "ALIASES", "METRICS"), rows)
     return 0
 
 
@@ -440,6 +491,24 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("job", help="the job's JSON file, or - to read it from stdin")
     validate.add_argument("--plugin")
     validate.set_defaults(handler=_cmd_validate)
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-run what made a model and compare its metrics with the recorded ones",
+        description="Re-run the training or the trial that produced MODEL_ID from what the "
+        "registry recorded (plugin, configuration and seed, dataset, checkpoint), under a new "
+        "job name, and print the recorded and the replayed metrics side by side with a "
+        "verdict. Refused, naming both hashes, if the dataset's content changed; a library "
+        "whose version changed is named. Exit code 0: equal, 1: a metric differs.",
+    )
+    replay.add_argument("model_id", type=int)
+    replay.add_argument("--name", help="the replay's job name (default: replay-ID-TIME)")
+    replay.add_argument(
+        "--tolerance", type=float, default=1e-6, help="relative tolerance (default: 1e-6)"
+    )
+    replay.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    replay.add_argument("-v", "--verbose", action="store_true", help="as for run")
+    replay.set_defaults(handler=_cmd_replay)
 
     datasets = commands.add_parser("datasets", help="the dataset catalog").add_subparsers(
         dest="action", required=True

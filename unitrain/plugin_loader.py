@@ -2,8 +2,10 @@
 
 A plugin is a module with ``train(run, dataset, hyperparameter, checkpoint,
 **kwargs)``, optionally ``tune(hyperparameter, run, dataset, checkpoint,
-**kwargs)``, and optionally ``Hyperparameters``, a pydantic model that
-validates the ``hyperparameter`` object (unknown keys are then rejected).
+**kwargs)``, optionally ``Hyperparameters``, a pydantic model that
+validates the ``hyperparameter`` object (unknown keys are then rejected), and
+optionally ``evaluate(model_path, dataset)``, which scores one of its models on
+a dataset and returns its metrics.
 
 Plugins are discovered in two places, and a job may only name one of them
 (never an import path): the bundled ``plugins/<name>/`` packages (installed as
@@ -51,6 +53,13 @@ class Plugin:
     @property
     def tune(self) -> Callable[..., Any] | None:
         return getattr(self.module, "tune", None)
+
+    @property
+    def evaluate(self) -> Callable[..., Any] | None:
+        """``evaluate(model_path, dataset) -> metrics``: a model of this plugin scored on
+        a dataset (the promotion gate's comparison on new data), if the plugin has one."""
+        found = getattr(self.module, "evaluate", None)
+        return found if callable(found) else None
 
     @property
     def schema(self) -> type[BaseModel] | None:

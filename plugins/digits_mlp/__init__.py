@@ -6,6 +6,6 @@ or a ``.csv`` file whose last column is the label. Trains in seconds on CPU.
 
 from __future__ import annotations
 
-from unitrain.plugins.digits_mlp.model import Hyperparameters, load_model, train
+from unitrain.plugins.digits_mlp.model import Hyperparameters, evaluate, load_model, train
 
-__all__ = ["Hyperparameters", "load_model", "train"]
+__all__ = ["Hyperparameters", "evaluate", "load_model", "train"]

@@ -198,6 +198,22 @@ def load_model(path: str) -> _Predictor:
     return _Predictor(path)
 
 
+def evaluate(model_path: str, dataset: Any) -> dict[str, float]:
+    """Score a saved model on ``dataset``'s held-out rows (the split of seed 0, which a
+    model trained with the default seed never trained on): the promotion gate's
+    comparison of two models on new data."""
+    import torch
+
+    features, labels = load_arrays(dataset.path)
+    _, _, x_valid, y_valid = split(features, labels, seed=0)
+    scores = torch.as_tensor(load_model(model_path).predict(x_valid))
+    targets = torch.as_tensor(y_valid, dtype=torch.long)
+    return {
+        "validation_loss": float(torch.nn.functional.cross_entropy(scores, targets)),
+        "validation_accuracy": float((scores.argmax(1) == targets).float().mean()),
+    }
+
+
 def _on_raw_features(model: Any, mean: np.ndarray, std: np.ndarray) -> Any:
     """The network on unscaled features: the input scaling folded into its first layer."""
     import copy

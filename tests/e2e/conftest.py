@@ -22,6 +22,7 @@ GROUPS = {
     "test_examples.py": "examples",
     "test_objectives.py": "training",
     "test_plugin_logs.py": "training",
+    "test_promotion.py": "training",
 }
 
 

@@ -184,6 +184,12 @@ def test_scheduled_retraining_continues_from_its_previous_model(stack: Stack):
     earlier, later = registry.models(job="digits-nightly")
     run = mlflow_client(registry.tracking_uri).get_run(later.run_id)
     assert run.data.tags["unitrain.checkpoint"] == str(earlier.model_id)
+    # The promotion gate: "champion" went to the later model only if it scored better.
+    metric = "validation_accuracy"
+    better = later.metrics[metric] > earlier.metrics[metric]
+    holder = later if better else earlier
+    assert registry.holder_of("champion") == holder.model_id
+    assert run.data.tags["unitrain.promotion"].startswith("promoted" if better else "kept")
 
 
 def test_scheduled_retuning_learns_from_its_earlier_round_and_starts_from_its_best(stack: Stack):

@@ -21,6 +21,7 @@ from unitrain.job.algorithms import SCHEDULERS, SEARCH_ALGORITHMS
 from unitrain.job.conditions import check_conditions
 from unitrain.job.names import check_job_name, encode_job_name
 from unitrain.job.objective import Objective
+from unitrain.job.promotion import PromotionConfig
 from unitrain.job.search_space import SearchSpaceEntry
 from unitrain.settings import settings
 
@@ -270,6 +271,8 @@ class TrainParams(_Strict):
     hyperparameter: dict[str, Any] | None = None
     hyperparameters: list[SearchSpaceEntry] | None = None
     tune_config: TuneConfig | None = None
+    #: the alias the new model takes if it beats the model holding it
+    promotion: PromotionConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -366,6 +369,25 @@ class TrainParams(_Strict):
                 f"or null, got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _promotion_is_complete(self) -> TrainParams:
+        given = self.promotion
+        if given is None or given.mode is not None:
+            return self
+        if self.is_tune and self.tune_config is not None:
+            if given.metric not in (None, self.tune_config.objective.metric):
+                raise ValueError(
+                    f"promotion.mode: required (max or min), as the metric {given.metric!r} "
+                    "is not the search's"
+                )
+            return self
+        if given.metric is None or given.mode is None:
+            raise ValueError(
+                "promotion: a training job must give the metric and the mode (max or min) "
+                "to compare models by"
+            )
+        return self
 
     @model_validator(mode="after")
     def _space_is_consistent(self) -> TrainParams:

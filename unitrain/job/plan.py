@@ -14,6 +14,7 @@ from typing import Any
 from unitrain.job.conditions import present
 from unitrain.job.objective import Mode, Objective
 from unitrain.job.params import TrainParams, TuneConfig
+from unitrain.job.promotion import Promotion
 from unitrain.job.records import CatalogEntry, EarlierTrial
 from unitrain.job.search_space import Distribution
 
@@ -52,6 +53,15 @@ class JobPlan:
     def num_gpus(self) -> float:
         return self.params.num_gpus or 0.0
 
+    @property
+    def promotion(self) -> Promotion | None:
+        """The alias the job's model may take (``params.promotion``), every part known."""
+        given = self.params.promotion
+        if given is None:
+            return None
+        assert given.metric is not None and given.mode is not None  # TrainParams checks it
+        return Promotion(given.alias, given.metric, given.mode, given.min_delta)
+
 
 @dataclass(frozen=True, kw_only=True)
 class TuningPlan(JobPlan):
@@ -71,6 +81,18 @@ class TuningPlan(JobPlan):
     @property
     def objective(self) -> Objective:
         return self.config.objective
+
+    @property
+    def promotion(self) -> Promotion | None:
+        """As a training job's; the metric and the mode default to the search's."""
+        given = self.params.promotion
+        if given is None:
+            return None
+        objective = self.objective
+        metric = given.metric or objective.metric
+        # TrainParams checks a metric other than the search's comes with its mode
+        mode = given.mode or objective.mode
+        return Promotion(given.alias, metric, mode, given.min_delta)
 
     @property
     def searched_names(self) -> list[str]:

@@ -53,6 +53,8 @@ class ModelRecord:
     source: str
     best: bool
     created: int
+    #: the job's MLflow run (what the job recorded of itself: see ``unitrain replay``)
+    job_run: str = ""
 
 
 @dataclass(frozen=True)

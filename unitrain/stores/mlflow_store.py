@@ -58,6 +58,14 @@ class TAG:
     #: found instead of made twice
     REQUEST = "unitrain.request"
     PARENT = "mlflow.parentRunId"
+    # What a model needs to be made again (``unitrain replay``), on the job's run:
+    #: the SHA-256 of the dataset's content the job trained on
+    DATASET_SHA256 = "unitrain.dataset_sha256"
+    PLUGIN_VERSION = "unitrain.plugin_version"
+    #: JSON: distribution -> version of the libraries a model's numbers depend on
+    LIBRARIES = "unitrain.libraries"
+    #: on the job's run: what the promotion gate decided
+    PROMOTION = "unitrain.promotion"
 
 
 def new_request_key() -> str:

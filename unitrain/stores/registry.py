@@ -71,6 +71,36 @@ class ModelRegistry:
         mark = BestMark(self.name, model_id, others, best_alias(job))
         writer_for(self.store).mark_best(mark)
 
+    def set_alias(self, alias: str, model_id: int) -> None:
+        """Point ``alias`` at a version (MLflow moves it from the one holding it)."""
+        self.store.ensure_registered_model()
+        self._client.set_registered_model_alias(self.name, alias, str(model_id))
+
+    def holder_of(self, alias: str) -> int | None:
+        """The version ``alias`` points at, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self._client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException as error:
+            if is_transient(error):
+                raise StoreUnavailableError(
+                    f"the MLflow store at {self.shown_uri} could not be read: {scrub(str(error))}"
+                ) from None
+            return None
+
+    def aliases(self) -> dict[str, int]:
+        """Every alias of the registered model -> its version (one read, however many)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self._client.get_registered_model(self.name)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
     def tag(self, model_id: int, key: str, value: str) -> None:
         """Set a tag of a version (idempotent)."""
         self._client.set_model_version_tag(self.name, str(model_id), key, value)
@@ -114,12 +144,7 @@ class ModelRegistry:
 
     def best_of(self, job: str) -> int | None:
         """The model ``best-<job>`` points at, or None."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return int(self._client.get_model_version_by_alias(self.name, best_alias(job)).version)
-        except MlflowException:
-            return None
+        return self.holder_of(best_alias(job))
 
     def registered_trials(self, job: str, job_run: str) -> dict[str, int]:
         """Trial ID -> model ID of the models already registered for one job run."""
@@ -217,4 +242,5 @@ def _record(version: Any) -> ModelRecord:
         source=version.source,
         best=tags.get(TAG.BEST) == "true",
         created=int(version.creation_timestamp or 0),
+        job_run=tags.get(TAG.JOB_RUN, ""),
     )

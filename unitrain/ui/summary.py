@@ -222,6 +222,9 @@ def render_summary(
         f"- result: {_model_link(registered_model, model_id)}"
         + (f", {_run_link(experiment_id, run_id, 'MLflow run')}" if run_id else ""),
     ]
+    promotion = result.get("promotion")
+    if promotion:
+        lines.append(f"- promotion: {promotion['message']}")
     if storage_bytes is not None:
         lines.append(
             f"- storage: its checkpoints and model folders take {_size(storage_bytes)} "
