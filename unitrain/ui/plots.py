@@ -3,11 +3,13 @@
 Three pictures of the same trials, beside the optimisation history the summary
 already charts:
 
-- parallel coordinates: each trial a line through its hyperparameters (scaled
-  to their range; choices by position) to the metric, coloured by the metric;
+- parallel coordinates: each trial a line through its hyperparameters to the
+  metric, coloured by the metric (with its colour bar); each axis its own
+  scale with its values (log-scaled types on a log axis, choices by name, see
+  ``unitrain.ui.plot_axes``);
 - parameter importance: how much of the metric's variation each
   hyperparameter explains on its own (its correlation ratio, from 5 trials
-  with a metric on);
+  with a metric on), each bar with its value;
 - learning curves: each trial's intermediate values of the metric, with a
   cross where the scheduler stopped a trial early;
 - with several objectives, the Pareto front: every trial at its objectives
@@ -36,6 +38,7 @@ from unitrain.stores.job_state import JobFolder
 from unitrain.stores.runs import RunStore
 from unitrain.tune.ranking import Ranking
 from unitrain.tune.results import TrialOutcome
+from unitrain.ui.plot_axes import ABSENT, Axis
 
 __all__ = ["importance", "publish_plots", "search_plots"]
 
@@ -99,30 +102,60 @@ def publish_plots(
 
 def _parallel_coordinates(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
     from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
 
-    metric = plan.objective.metric
-    names = plan.searched_names
-    columns = [_scaled([t.config.get(n) for t in trials]) for n in names]
-    values = [float(t.metrics[metric]) for t in trials]
-    columns.append(_scaled(values))
-    low, high = min(values), max(values)
-    figure, axes = _figure(max(6.0, 1.6 * len(columns)), 4.5)
-    # The best drawn last, on top; all lines one collection (a thousand trials draw fast).
     objective = plan.objective
+    metric = objective.metric
+    entries = {entry.name: entry for entry in plan.space}
+    values = [float(t.metrics[metric]) for t in trials]
+    axes_of = [
+        Axis.of(name, [t.config.get(name) for t in trials], entries.get(name))
+        for name in plan.searched_names
+    ]
+    axes_of.append(Axis.of(metric, values))
+    figure, axes = _figure(max(6.5, 1.7 * len(axes_of) + 1.5), 4.8)
+    # The best drawn last, on top; all lines one collection (a thousand trials draw fast).
     order = sorted(range(len(trials)), key=lambda i: objective.sign * values[i])
-    shares = [objective.share(values[i], low, high) for i in order]
-    lines = [list(enumerate(column[i] for column in columns)) for i in order]
+    row = {
+        i: [axis.position(trials[i].config.get(axis.name)) for axis in axes_of[:-1]]
+        + [axes_of[-1].position(values[i])]
+        for i in order
+    }
+    lines = [list(enumerate(row[i])) for i in order]
+    colours = colormaps["viridis"]
+    scale = Normalize(min(values), max(values)) if max(values) > min(values) else Normalize()
     axes.add_collection(
-        LineCollection(lines, colors=colormaps["viridis"](shares), alpha=0.6, linewidths=1.0)
+        LineCollection(
+            lines, colors=colours(scale([values[i] for i in order])), alpha=0.6, linewidths=1.0
+        )
     )
     axes.plot(*zip(*lines[-1], strict=True), color="black", linewidth=2.0)
-    axes.set_xlim(-0.1, len(columns) - 0.9)
-    axes.set_ylim(-0.05, 1.05)
-    axes.set_xticks(range(len(columns)), [*names, metric], rotation=20)
-    axes.set_yticks([0, 1], ["low", "high"])
+    # Each axis its own scale: a vertical line with its values (or its choices).
+    for x, axis in enumerate(axes_of):
+        axes.axvline(x, color="#888888", linewidth=0.8, zorder=0)
+        ticks = axis.ticks()
+        if x < len(axes_of) - 1 and any(row[i][x] == ABSENT for i in order):
+            ticks.append((ABSENT, "n/a"))
+        for y, label in ticks:
+            axes.plot([x - 0.03, x], [y, y], color="#888888", linewidth=0.8)
+            axes.text(x - 0.05, y, label, ha="right", va="center", fontsize=7, bbox=_LABEL_BOX)
+    axes.set_xlim(-0.5, len(axes_of) - 0.6)
+    axes.set_ylim(ABSENT - 0.05, 1.05)
+    names = [axis.name + (" (log)" if axis.log else "") for axis in axes_of]
+    axes.set_xticks(range(len(axes_of)), names, rotation=15)
+    axes.set_yticks([])
+    for side in ("left", "right", "top"):
+        axes.spines[side].set_visible(False)
+    bar = figure.colorbar(ScalarMappable(norm=scale, cmap=colours), ax=axes, pad=0.02)
+    bar.set_label(f"{metric} ({objective.mode})")
     axes.set_title(f"{len(trials)} trials: hyperparameters against {metric} (best in bold)")
     return _png(figure)
+
+
+#: a tick label stays readable over the lines
+_LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 0.5}
 
 
 def importance(plan: TuningPlan, trials: list[TrialOutcome]) -> dict[str, float]:
@@ -173,7 +206,9 @@ def _importance(plan: TuningPlan, trials: list[TrialOutcome]) -> bytes:
     metric = plan.objective.metric
     ranked = sorted(importance(plan, trials).items(), key=lambda pair: pair[1])
     figure, axes = _figure(6.5, 1.0 + 0.45 * len(ranked))
-    axes.barh([n for n, _ in ranked], [v for _, v in ranked], color="#3b75af")
+    bars = axes.barh([n for n, _ in ranked], [v for _, v in ranked], color="#3b75af")
+    axes.bar_label(bars, labels=[f"{v:.2f}" for _, v in ranked], padding=3, fontsize=8)
+    axes.set_xlim(0, max([v for _, v in ranked] + [0.0]) * 1.15 or 1.0)
     axes.set_xlabel(f"share of the variation of {metric} explained by each alone")
     axes.set_title(f"Parameter importance over {len(trials)} trials")
     return _png(figure)
@@ -254,17 +289,6 @@ def _pareto_front(plan: TuningPlan, trials: list[TrialOutcome], ranking: Ranking
         axes.legend(fontsize="small")
     figure.suptitle(f"{len(scored)} trials; {len(front)} on the Pareto front")
     return _png(figure)
-
-
-def _scaled(values: list[Any]) -> list[float]:
-    """Values on [0, 1]: numbers by their range, anything else by its place among the values."""
-    numbers = [_number(v) for v in values]
-    if all(n is not None for n in numbers):
-        low, high = min(numbers), max(numbers)  # type: ignore[type-var]
-        span = (high - low) or 1.0  # type: ignore[operator]
-        return [(n - low) / span for n in numbers]  # type: ignore[operator]
-    kinds = sorted({repr(v) for v in values})
-    return [kinds.index(repr(v)) / max(len(kinds) - 1, 1) for v in values]
 
 
 def _number(value: Any) -> float | None:
