@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test faults slow screenshots layout lint typecheck unit e2e bench clean
+.PHONY: setup demo test faults production slow screenshots layout lint typecheck unit e2e bench clean
 
 setup: $(STAMP)
 
@@ -58,16 +58,23 @@ e2e: setup
 faults: setup
 	$(BIN)/pytest -q -n 0 tests/faults
 
+# The production stack, owned by the test, on loopback: PostgreSQL (run as the postgres
+# user), a Prefect server on it, an MLflow tracking server with proxied artifacts, and a
+# two-node Ray cluster from `ray start`; jobs reach them by the README's variables only.
+production: setup
+	$(BIN)/pytest -q -n 0 tests/production
+
 # What `make test` leaves out for its time (tests marked slow): the served stack's
 # deployments (each flow run a process of its own), a second Ray node, the seed
 # examples that train or search for minutes, the secrets audit, the README's pictures;
 # then ten times as many generated jobs for the fuzz test (the same ones every run, so
-# that a failure is reproduced by running it again), and the faults. CI runs it
-# after `make test`.
+# that a failure is reproduced by running it again), the faults, and the production
+# stack. CI runs it after `make test`.
 slow: setup
 	$(BIN)/pytest -q -m slow tests/e2e
 	FUZZ_EXAMPLES=20000 $(BIN)/pytest -q -n 0 --hypothesis-seed=0 tests/unit/test_fuzz_jobs.py
 	$(BIN)/pytest -q -n 0 tests/faults
+	$(BIN)/pytest -q -n 0 tests/production
 
 bench: setup
 	$(BIN)/python bench/tune_overhead.py

@@ -23,6 +23,8 @@ GROUPS = {
     "test_objectives.py": "training",
     "test_plugin_logs.py": "training",
     "test_promotion.py": "training",
+    # the command line on a home of its own, beside the "commands" group
+    "test_replay.py": "replay",
 }
 
 
