@@ -175,9 +175,9 @@ class ProductionStack:
     def ray_nodes(self) -> list[dict]:
         """The cluster's live nodes (asked by a Ray driver of its own)."""
         script = (
-            "import json, ray; ray.init(address=%r, logging_level='ERROR');"
+            f"import json, ray; ray.init(address={self.ray_address!r}, logging_level='ERROR');"
             "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']}"
-            " for n in ray.nodes() if n['Alive']]))" % self.ray_address
+            " for n in ray.nodes() if n['Alive']]))"
         )
         done = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True,
