@@ -84,17 +84,36 @@ class ProductionStack:
         )
         self._spawn(
             "postgres",
-            _as_postgres([
-                "postgres", "-D", str(data), "-h", "127.0.0.1", "-p", str(self.pg_port),
-                "-k", str(self.pg_dir), "-F",
-            ]),  # fmt: skip
+            _as_postgres(
+                [
+                    "postgres",
+                    "-D",
+                    str(data),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.pg_port),
+                    "-k",
+                    str(self.pg_dir),
+                    "-F",
+                ]
+            ),  # fmt: skip
             env=_plain_env(),
         )
 
         def accepting() -> bool:
             done = subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres",
-                 "-c", "select 1"],  # fmt: skip
+                [
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.pg_port),
+                    "-U",
+                    "postgres",
+                    "-c",
+                    "select 1",
+                ],  # fmt: skip
                 capture_output=True,
             )
             return done.returncode == 0
@@ -122,8 +141,15 @@ class ProductionStack:
         )
         self._spawn(
             "prefect",
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-             "--port", str(self.prefect_port)],  # fmt: skip
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.prefect_port),
+            ],  # fmt: skip
             env=env,
         )
 

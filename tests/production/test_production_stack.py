@@ -79,9 +79,7 @@ def versions_of(stack: ProductionStack, job: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def test_a_training_job_lands_in_the_servers_and_its_model_loads_over_http(
-    stack, home, tmp_path
-):
+def test_a_training_job_lands_in_the_servers_and_its_model_loads_over_http(stack, home, tmp_path):
     job = {
         "action": "train",
         "params": {"name": "prod-training", "dataset": 1, "hyperparameter": {"epochs": 2}},
