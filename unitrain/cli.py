@@ -250,7 +250,10 @@ def _cmd_datasets_list(args: argparse.Namespace) -> int:
 def _cmd_models_list(args: argparse.Namespace) -> int:
     job = encode_job_name(args.job) if args.job else None
     registry = ModelRegistry()
-    records = registry.models(job=job)
+    # The newest (one page): a registry of any size lists as fast.
+    records = registry.models(job=job, newest=args.limit + 1)
+    more = len(records) > args.limit
+    records = records[-args.limit :]
     # The aliases users serve by ("champion"); best-<job> is the BEST column.
     aliases: dict[int, list[str]] = {}
     for alias, model_id in sorted(registry.aliases().items()):
@@ -274,6 +277,8 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
         for r in records
     ]
     _table(("ID", "JOB", "TRIAL", "PLUGIN", "DATASET", "BEST", "ALIASES", "METRICS"), rows)
+    if more:
+        print(f"(the newest {args.limit}; --limit N shows more)")
     return 0
 
 
@@ -291,7 +296,7 @@ def _cmd_jobs_list(args: argparse.Namespace) -> int:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started_at)),
             _duration(j.duration_s),
             ", ".join(f"{k}={v:.4g}" for k, v in sorted(j.best_metrics.items())[:2]) or "-",
-            _ids(j.model_ids),
+            _ids(j.model_ids, more=j.more_models),
         )
         for j in jobs
     ]
@@ -307,7 +312,8 @@ def _cmd_jobs_show(args: argparse.Namespace) -> int:
         print(json.dumps(details, indent=2, default=str))
         return 0
     print(f"job {details['name']}: {details['mode']}, {details['state']}")
-    print(f"  took {_duration(details['duration_s'])}; models {_ids(details['model_ids'])}")
+    models = _ids(details["model_ids"], more=details.get("more_models", False))
+    print(f"  took {_duration(details['duration_s'])}; models {models}")
     if details["model_id"] is not None:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(details["best_metrics"].items()))
         print(
@@ -339,9 +345,10 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _ids(ids: list[int]) -> str:
-    if len(ids) > 6:
-        return f"{', '.join(map(str, ids[:3]))}, ... {ids[-1]} ({len(ids)})"
+def _ids(ids: list[int], *, more: bool = False) -> str:
+    count = f"{len(ids)}+" if more else str(len(ids))
+    if len(ids) > 6 or more:
+        return f"{', '.join(map(str, ids[:3]))}, ... {ids[-1]} ({count})"
     return ", ".join(map(str, ids)) or "-"
 
 
@@ -526,6 +533,9 @@ def _parser() -> argparse.ArgumentParser:
     listing = models.add_parser("list", help="list registered models")
     listing.add_argument("--job", help="only the models of this job")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--limit", type=int, default=100, help="the newest N models (default: 100)"
+    )
     listing.set_defaults(handler=_cmd_models_list)
 
     jobs = commands.add_parser("jobs", help="recent jobs: state, duration, best model; or one job")

@@ -95,3 +95,21 @@ def test_one_job_shows_its_links_and_trial_table(home, tmp_path, capsys):
     assert "job searched: tuning, finished" in shown and "★ t1" in shown
     assert main(["jobs", "show", "nothing-here"]) == 1
     assert "no job named 'nothing-here'" in capsys.readouterr().err
+
+
+def test_a_job_with_more_models_than_listed_shows_its_newest_and_its_best(
+    home, tmp_path, monkeypatch, capsys
+):
+    import unitrain.ui.job_list as job_list
+
+    monkeypatch.setattr(job_list, "LISTED_MODELS", 2)
+    registry = ModelRegistry()
+    run = new_run()
+    record("search", "tuning", "finished", 1_000.0, run_id=run)
+    ids = [register(registry, "search", run, score, tmp_path) for score in (0.9, 0.1, 0.2, 0.3)]
+    registry.mark_best(ids[0], "search")  # the best is not among the newest
+    [job] = list_jobs()
+    assert job.model_ids == ids[-2:] and job.more_models
+    assert job.model_id == ids[0] and job.best_metrics == {"score": 0.9}
+    assert main(["jobs"]) == 0
+    assert f"({2}+)" in capsys.readouterr().out

@@ -119,3 +119,19 @@ def test_an_unreachable_store_is_not_a_missing_model_and_its_password_stays_hidd
     message = str(raised.value)
     assert "could not be reached" in message and f"http://***@127.0.0.1:{port}" in message
     assert "hunter2" not in message and "does not exist" not in message
+
+
+def test_the_newest_models_are_one_read_however_many_there_are(home, tmp_path, monkeypatch):
+    registry = ModelRegistry()
+    ids = [register(registry, tmp_path, "big", f"t{i}") for i in range(5)]
+    register(registry, tmp_path, "other")
+    pages: list[int] = []
+    search = registry._client.search_model_versions
+
+    def counted(*args, **kwargs):
+        pages.append(kwargs["max_results"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(registry._client, "search_model_versions", counted)
+    assert [r.model_id for r in registry.models(job="big", newest=3)] == ids[-3:]
+    assert pages == [3]

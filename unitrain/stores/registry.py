@@ -25,6 +25,8 @@ from unitrain.stores.writes import BestMark, ModelVersion
 __all__ = ["BEST_ALIAS_PREFIX", "ModelRecord", "ModelRegistry", "best_alias"]
 
 BEST_ALIAS_PREFIX = "best-"
+#: versions per search request (MLflow's own default page)
+_PAGE = 1000
 
 
 class ModelRegistry:
@@ -130,9 +132,10 @@ class ModelRegistry:
             ) from None
         return _record(version)
 
-    def models(self, job: str | None = None) -> list[ModelRecord]:
-        """Every model (of one job), oldest first."""
-        records = [_record(v) for v in self._search(job)]
+    def models(self, job: str | None = None, *, newest: int | None = None) -> list[ModelRecord]:
+        """Every model (of one job), oldest first; with ``newest``, only that many of the
+        newest (one page: a registry of any size costs the same)."""
+        records = [_record(v) for v in self._search(job, max_results=newest)]
         return sorted(records, key=lambda r: r.model_id)
 
     def job_exists(self, job: str) -> bool:
@@ -178,7 +181,7 @@ class ModelRegistry:
         while True:
             page = self._client.search_model_versions(
                 query,
-                max_results=max_results or 1000,
+                max_results=min(max_results or _PAGE, _PAGE),
                 order_by=["version_number DESC"],
                 page_token=token,
             )

@@ -21,7 +21,10 @@ from unitrain.stores.job_state import JobFolder, JobRecord
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.runs import RunStore
 
-__all__ = ["JobSummary", "job_details", "list_jobs"]
+__all__ = ["LISTED_MODELS", "JobSummary", "job_details", "list_jobs"]
+
+#: models listed per job: one page of the registry, however many the job has
+LISTED_MODELS = 1000
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,13 @@ class JobSummary:
     #: the job's best model (tuning) or its latest model (training); None without one
     model_id: int | None
     best_metrics: dict[str, float]
+    #: the job's models, the newest :data:`LISTED_MODELS` of them
     model_ids: list[int]
     mlflow_run: str
     prefect_flow_runs: list[str] = field(default_factory=list)
     error: str = ""
+    #: the job has more models than ``model_ids`` lists
+    more_models: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,10 +71,17 @@ def _state(folder: JobFolder, record: JobRecord) -> str:
 
 
 def _summary(folder: JobFolder, record: JobRecord, registry: ModelRegistry) -> JobSummary:
-    models = registry.models(job=record.job)  # every round of the job (training resumes)
-    chosen = next((m for m in models if m.best), None) or (
-        max(models, key=lambda m: m.model_id) if models else None
-    )
+    # Every round of the job (training resumes), newest first, one page; the best by its
+    # alias: reads that cost the same whatever the size of the job or of the registry.
+    models = registry.models(job=record.job, newest=LISTED_MODELS + 1)
+    more = len(models) > LISTED_MODELS
+    models = models[-LISTED_MODELS:]
+    best = registry.best_of(record.job)
+    chosen = next((m for m in models if m.model_id == best), None)
+    if chosen is None and best is not None:
+        chosen = registry.get(best)
+    if chosen is None and models:
+        chosen = models[-1]
     state = _state(folder, record)
     end = time.time() if state == "running" else record.updated_at
     return JobSummary(
@@ -83,6 +96,7 @@ def _summary(folder: JobFolder, record: JobRecord, registry: ModelRegistry) -> J
         mlflow_run=record.run_id,
         prefect_flow_runs=list(record.flow_runs),
         error=record.error,
+        more_models=more,
     )
 
 
