@@ -12,7 +12,7 @@ import json
 import platform
 from importlib import metadata
 
-from unitrain.plugin_loader import load_plugin
+from unitrain.plugin_loader import ENTRY_POINT_GROUP, load_plugin
 from unitrain.stores.mlflow_store import TAG
 
 __all__ = ["LIBRARIES", "library_versions", "plugin_version", "provenance_tags"]
@@ -35,26 +35,37 @@ def library_versions() -> dict[str, str]:
     """Distribution -> installed version (``python`` too); missing ones left out."""
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+        found = _version(name)
+        if found:
+            versions[name] = found
     return versions
 
 
 def plugin_version(name: str) -> str:
-    """The plugin's ``__version__``, else its distribution's version ("" if unknown)."""
+    """The plugin's ``__version__``, else its distribution's version ("" if unknown).
+
+    A bundled plugin is unitrain's; an installed one is its entry point's
+    distribution's (looked up by name: scanning every distribution's files
+    would take a second).
+    """
     module = load_plugin(name).module
     given = getattr(module, "__version__", None)
     if given:
         return str(given)
-    top = str(getattr(module, "__name__", type(module).__module__)).partition(".")[0]
-    for distribution in metadata.packages_distributions().get(top, []):
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
+    module_name = str(getattr(module, "__name__", type(module).__module__))
+    if module_name.startswith("unitrain."):
+        return _version("unitrain")
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if point.name == name and point.dist is not None:
+            return str(point.dist.version)
     return ""
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def provenance_tags(plugin: str, dataset_sha256: str) -> dict[str, str]:
