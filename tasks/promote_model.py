@@ -10,6 +10,7 @@ without one leaves the alias where it is, saying why. The rule is
 
 from __future__ import annotations
 
+import math
 import tempfile
 from typing import Any
 
@@ -40,7 +41,13 @@ def promote_model(
     registry, runs = ModelRegistry(), RunStore()
     holder = registry.holder_of(promotion.alias)
     value = metrics.get(promotion.metric)
-    if holder is None or holder == model_id:  # the first model, or a retried step
+    if value is None or not math.isfinite(value):  # a misspelt metric never takes it
+        promoted = False
+        message = (
+            f"model {model_id} has no {promotion.metric!r} (its metrics: "
+            f"{', '.join(sorted(metrics)) or 'none'}): {promotion.alias!r} left as it is"
+        )
+    elif holder is None or holder == model_id:  # the first model, or a retried step
         registry.set_alias(promotion.alias, model_id)
         promoted, message = True, f"promoted model {model_id} ({_shown(value)}) to "
         message += f"{promotion.alias!r}, the first model to hold it"

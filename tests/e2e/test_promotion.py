@@ -144,3 +144,14 @@ def test_on_other_data_the_plugins_evaluate_scores_both_models(flow_env, tmp_pat
     assert f"model {new} ({score[new]:.4g})" in outcome["message"]
     assert outcome["promoted"] is (score[new] > score[old])
     assert holder(alias) == (new if score[new] > score[old] else old)
+
+
+def test_a_model_without_the_metric_never_takes_the_alias(flow_env):
+    alias = unique("champion")
+    result = train_synthetic(alias, x=0.3, metric="scroe").result()  # misspelt
+    assert result["promotion"]["promoted"] is False
+    assert result["promotion"]["message"].startswith(
+        f"model {result['model_id']} has no 'scroe' (its metrics: cost, score)"
+    )
+    with pytest.raises(Exception, match="not found|RESOURCE_DOES_NOT_EXIST|alias"):
+        holder(alias)
