@@ -127,16 +127,22 @@ def unitrain_run(home: Path, job: dict) -> tuple[float, float]:
     return run_timed(command, environment(home))
 
 
-def raw_script(home: Path, trials: int, work_s: float) -> float:
+def raw_script(home: Path, trials: int, work_s: float, ends: Path | None = None) -> float:
     command = [sys.executable, str(ROOT / "bench" / "raw_tune.py"), str(trials), str(work_s)]
+    if ends is not None:
+        command += ["--ends", str(ends)]
     return run_timed(command, environment(home))[0]
 
 
 def per_trial_cost(home: Path, job: str, count: int) -> tuple[float, float]:
     """Seconds per trial over the first and the last ``count`` trials to finish."""
-    finished = sorted(
-        p.stat().st_mtime for p in (home / "runs" / job / "trials").glob("*/trial.json")
-    )
+    finished = [p.stat().st_mtime for p in (home / "runs" / job / "trials").glob("*/trial.json")]
+    return window_costs(finished, count)
+
+
+def window_costs(ends: list[float], count: int) -> tuple[float, float]:
+    """Seconds per trial over the first and the last ``count`` of these end times."""
+    finished = sorted(ends)
     first = (finished[count] - finished[0]) / count
     last = (finished[-1] - finished[-count - 1]) / count
     return first, last
@@ -302,7 +308,8 @@ def main() -> int:
         )
 
     # 3. flat at scale
-    raw = raw_script(home, flat_trials, 0.01)
+    raw_ends = base / "raw-ends.txt"
+    raw = raw_script(home, flat_trials, 0.01, ends=raw_ends)
     job = f"bench-flat-{flat_trials}"
     ours, peak_mb = unitrain_run(home, tuning_job(job, flat_trials, 0.01))
     show(
@@ -321,6 +328,12 @@ def main() -> int:
             last / first,
             1.2,
         )
+    )
+    raw_first, raw_last = window_costs([float(t) for t in raw_ends.read_text().split()], window)
+    print(
+        f"  (raw Ray Tune's own, the same windows: {raw_last * 1000:.0f} ms / "
+        f"{raw_first * 1000:.0f} ms = {raw_last / raw_first:.2f}x)",
+        flush=True,
     )
     show(Figure("driver's peak memory", peak_mb / 1024, 2.0, " GB"))
 

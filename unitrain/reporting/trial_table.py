@@ -86,7 +86,8 @@ class TrialTable:
         if limit is not None and len(shown) > limit:
             shown = self._worth_showing(limit - 1)
         rows = [self._row(trial_id, self.trials[trial_id]) for trial_id in shown]
-        hidden = [v.get("status", "") for k, v in self.trials.items() if k not in set(shown)]
+        listed = set(shown)
+        hidden = [v.get("status", "") for k, v in self.trials.items() if k not in listed]
         if len(shown) < len(self.trials):
             counts = ", ".join(f"{hidden.count(s)} {s.lower()}" for s in sorted(set(hidden)))
             rows.append({"trial_id": f"... {len(hidden)} more", "status": counts})
@@ -100,7 +101,8 @@ class TrialTable:
 
         running = [k for k, v in self.trials.items() if v.get("status") == "RUNNING"]
         running = running[: min(MAX_RUNNING_ROWS, room)]
-        others = sorted((k for k in self.trials if k not in set(running)), key=rank)
+        busy = set(running)
+        others = sorted((k for k in self.trials if k not in busy), key=rank)
         best = ([self.best_trial] if self.best_trial in self.trials else []) + [
             k for k in others if k != self.best_trial
         ]

@@ -70,6 +70,8 @@ class TrialsLoggingCallback(Callback):
         ]
         self.metric_names: set[str] = set()
         self.finished = 0
+        #: how many of Ray's trials ``on_step_end`` has looked at
+        self._seen = 0
         #: whether a trial continued from another's state (the table then says which)
         self.cloned = False
         self._clock = clock
@@ -117,9 +119,12 @@ class TrialsLoggingCallback(Callback):
         self._one_more_finished()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        for trial in trials:
+        # Ray's list of trials only grows: look at the ones added since the last step,
+        # not at every trial of the search at every step.
+        for trial in trials[self._seen :]:
             if trial.trial_id not in self.trials and trial.status == "PENDING":
                 self._update(trial, "PENDING")
+        self._seen = len(trials)
         self._publish()
 
     # -- table -------------------------------------------------------------
