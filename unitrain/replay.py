@@ -103,9 +103,9 @@ class Replay:
 
     def version_changes(self) -> list[str]:
         """Each library (and the plugin) whose version differs from the recorded one."""
+        now = library_versions()
         changes = [
             f"{name} {was} -> {now.get(name, 'not installed')}"
-            for now in [library_versions()]
             for name, was in sorted(self.libraries.items())
             if now.get(name) != was
         ]
