@@ -312,6 +312,7 @@ def test_a_command_exits_without_finalising_the_interpreter(tmp_path):
         (lambda: _compat.set_tuner_stopper(None, None), "ray"),
         (lambda: _compat.hyperopt_add_evaluated(None, {}, 0.0), "hyperopt"),
         (lambda: _compat._keep_starting_trial_actors(), "ray"),
+        (lambda: _compat._choose_waiting_trials_without_walking_every_trial(), "ray"),
     ],
 )
 def test_a_release_the_tests_do_not_cover_is_left_alone_with_one_warning(
@@ -377,3 +378,51 @@ def test_no_module_but_compat_reaches_into_a_library_s_private_parts():
                 if node.value.startswith("PREFECT__"):
                     found.append(where)
     assert found == []
+
+
+class _Waiting:
+    """A trial as the FIFO scheduler sees it: a status, hashed by identity."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+def test_the_first_waiting_trial_is_the_one_ray_tune_s_walk_over_every_trial_finds():
+    import random
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import FIFOScheduler
+
+    from unitrain._compat import _first_waiting_trial
+
+    statuses = [Trial.PENDING, Trial.RUNNING, Trial.PAUSED, Trial.TERMINATED, Trial.ERROR]
+    rng = random.Random(0)
+    scheduler, trials = FIFOScheduler(), []
+    controller = SimpleNamespace(get_trials=lambda: trials)
+    for _ in range(300):
+        trials.append(_Waiting(rng.choice(statuses)))  # the search adds a trial
+        for trial in rng.sample(trials, min(3, len(trials))):  # some change status
+            trial.status = rng.choice(statuses)
+        controller._pending_trials = {t for t in trials if t.status == Trial.PENDING}
+        controller._paused_trials = {t for t in trials if t.status == Trial.PAUSED}
+        # without the controller's wrapper the scheduler walks every trial, as Ray Tune does
+        expected = scheduler.choose_trial_to_run(controller)
+        assert _first_waiting_trial(scheduler, controller) is expected
+
+
+def test_ray_tune_s_fifo_scheduler_chooses_from_the_controller_s_sets():
+    import inspect
+
+    from ray.tune.execution.tune_controller import TrialRunnerWrapper, TuneController
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    _compat._choose_waiting_trials_without_walking_every_trial()
+    patched = FIFOScheduler.choose_trial_to_run
+    _compat._choose_waiting_trials_without_walking_every_trial()  # once per process
+    assert FIFOScheduler.choose_trial_to_run is patched
+    assert ASHAScheduler.choose_trial_to_run is patched  # ASHA inherits it
+    # what the patch reads is the controller's own, kept by its status setter
+    setter = inspect.getsource(TuneController._set_trial_status)
+    assert "self._pending_trials" in setter and "self._paused_trials" in setter
+    assert "self._tune_controller = tune_controller" in inspect.getsource(TrialRunnerWrapper)

@@ -228,3 +228,27 @@ def test_optuna_is_told_each_trial_s_constraints_and_learns_them():
         kept_late.append(sum(x <= 0.2 for x in xs[10:]))
     # random search keeps x <= 0.2 in 2 of 10; Optuna's constrained TPE, past its start-up
     assert sum(kept_late) / len(kept_late) >= 4, kept_late
+
+
+@pytest.mark.parametrize(("concurrency", "space_filling"), [(None, 5), (2, 6)])
+def test_ax_fills_the_space_for_one_more_trial_per_extra_trial_at_a_time(
+    concurrency, space_filling
+):
+    # Its first GP proposal sees five results however many trials run at a time.
+    entries = [parse_entry({"name": n, "type": "uniform", "min": 0, "max": 1}) for n in "xy"]
+    config = TuneConfig(
+        metric="m",
+        mode="min",
+        seed=1,
+        max_concurrent_trials=concurrency,
+        search_alg={"name": "axsearch"},
+    )
+    searcher, _ = build_search_alg(entries, {}, config, limit_concurrency=False)
+    running: list[str] = []
+    for index in range(space_filling + 1):
+        if len(running) == (concurrency or 1):
+            searcher.on_trial_complete(running.pop(0), {"m": float(index)})
+        running.append(f"t{index}")
+        assert searcher.suggest(running[-1]) is not None
+    nodes = searcher._client.summarize()["generation_node"].tolist()
+    assert nodes == ["Sobol"] * space_filling + ["MBM"], nodes

@@ -191,6 +191,7 @@ def _ax(entries: Sequence[Distribution], fixed: dict[str, Any], config: TuneConf
         mode=config.objective.mode,
         points_to_evaluate=config.search_alg.points_to_evaluate,
         seed=config.seed,
+        max_concurrent=config.max_concurrent_trials or 1,
         **config.search_alg.options,
     )
     return searcher, dict(fixed)
