@@ -14,7 +14,15 @@ reuse, two trials at a time), both doing the synthetic objective's sleep:
    the first tenth, the driver's peak memory;
 4. checkpoints: trials that save a 50 MB model at every report, each report
    carrying it as its checkpoint, against raw Ray Tune reporting
-   ``Checkpoint.from_directory`` of the same files (in this process).
+   ``Checkpoint.from_directory`` of the same files (in this process);
+5. the served stack: 1,000 trials x 0.01 s (``--quick``: 200) with MLflow
+   behind a tracking server over HTTP (``mlflow server`` with proxied
+   artifacts, on loopback), against the script logging and registering each
+   trial with MLflow's client against a server of its own, started the same way;
+6. start-up: ``unitrain validate`` of a tuning job, and a training job that
+   does no work with the local stack up, against a ``python -c "import ..."``
+   of exactly the modules each one imported (read from ``-X importtime``):
+   what a command costs beyond the imports it cannot avoid.
 
 The per-trial figures take the better of two runs of each side, run in turns,
 and so do the fixed costs of the script and of a job with the stack up (a
@@ -132,6 +140,143 @@ def raw_script(home: Path, trials: int, work_s: float, ends: Path | None = None)
     if ends is not None:
         command += ["--ends", str(ends)]
     return run_timed(command, environment(home))[0]
+
+
+class TrackingServer:
+    """An ``mlflow server`` on loopback with its own store and proxied artifacts, as a team
+    runs one (clients upload their files through it)."""
+
+    def __init__(self, folder: Path) -> None:
+        import socket
+
+        folder.mkdir(parents=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--serve-artifacts", "--artifacts-destination", (folder / "artifacts").as_uri(),
+            "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        log = (folder / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not self.healthy():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"mlflow server did not start: see {folder / 'server.log'}")
+            time.sleep(0.25)
+
+    def healthy(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def served_stack(base: Path, trials: int) -> Figure:
+    """``trials`` x 0.01 s against a tracking server, each side with a server of its own."""
+    home = base / "served" / "home"
+    home.parent.mkdir()
+    (home.parent / "cache").symlink_to(base / "cache")
+    server = TrackingServer(base / "served" / "raw-server")
+    try:
+        command = [sys.executable, str(ROOT / "bench" / "raw_tune.py"), str(trials), "0.01"]
+        raw = run_timed([*command, "--mlflow", server.url], environment(home))[0]
+    finally:
+        server.stop()
+    server = TrackingServer(base / "served" / "unitrain-server")
+    job = tuning_job(f"bench-served-{trials}", trials, 0.01)
+    path = home.parent / f"{job['name']}.json"
+    path.write_text(json.dumps(job))
+    env = environment(home) | {"MLFLOW_TRACKING_URI": server.url}
+    try:
+        ours = run_timed([sys.executable, "-m", "unitrain.cli", "run", str(path)], env)[0]
+        subprocess.run(
+            [sys.executable, "-m", "unitrain.cli", "stop"], env=env, capture_output=True,
+            check=False,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    return Figure(
+        f"{trials} trials x 0.01 s, MLflow server ({ours:.1f} s / {raw:.1f} s)", ours / raw, 1.3
+    )
+
+
+def training_job(name: str) -> dict:
+    """A training job that does no work."""
+    return {"name": name, "dataset": 1, "plugin": "synthetic", "hyperparameter": {}}
+
+
+def imported_modules(command: list[str], env: dict[str, str]) -> list[str]:
+    """The modules ``command`` (a ``python -m`` command) imported itself, in order: the
+    outermost of ``-X importtime``'s report (each one's own imports are nested in it)."""
+    done = subprocess.run(
+        [command[0], "-X", "importtime", *command[1:]],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    modules = []
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1]
+            if name.strip() and not name.startswith("  ") and name.strip() != "imported package":
+                modules.append(name.strip())
+    return modules
+
+
+def imports_alone(modules: list[str], env: dict[str, str]) -> float:
+    """Seconds a fresh interpreter takes to import ``modules`` and exit."""
+    code = "\n".join(f"import {name}" for name in modules) + "\nimport os\nos._exit(0)"
+    return run_timed([sys.executable, "-c", code], env)[0]
+
+
+def start_up(home: Path) -> list[Figure]:
+    """What ``validate`` and a job cost beyond their imports: each against the imports
+    alone, the better of two runs of each, in turns."""
+    env = environment(home)
+
+    def command(verb: str, job: dict) -> list[str]:
+        path = home.parent / f"{job['name']}.json"
+        path.write_text(json.dumps(job))
+        return [sys.executable, "-m", "unitrain.cli", verb, str(path)]
+
+    def validate(turn: int) -> list[str]:
+        return command("validate", tuning_job("bench-validate", 25, 0.0))
+
+    def noop(turn: int) -> list[str]:  # a job of a name runs once: a new one each time
+        return command("run", training_job(f"bench-noop-{turn}"))
+
+    figures = []
+    for what, make, target in (
+        ("unitrain validate, a tuning job", validate, 1.2),
+        ("training job doing nothing, stack up", noop, 1.5),
+    ):
+        modules = imported_modules(make(ROUNDS), env)  # also brings the stack up for the job
+        ours, alone = [], []
+        for turn in range(ROUNDS):
+            alone.append(imports_alone(modules, env))
+            ours.append(run_timed(make(turn), env)[0])
+        figures.append(
+            Figure(
+                f"{what} ({min(ours):.1f} s / imports {min(alone):.1f} s)",
+                min(ours) / min(alone),
+                target,
+            )
+        )
+    return figures
 
 
 def per_trial_cost(home: Path, job: str, count: int) -> tuple[float, float]:
@@ -291,6 +436,10 @@ def main() -> int:
     subprocess.run(stop, env=environment(second), capture_output=True, check=False)
     show(Figure(f"fixed cost, another fresh home ({again:.1f} s / {raw:.1f} s)", again / raw, 2.5))
 
+    # 6. start-up against the imports (the stack is up from here on)
+    for figure in start_up(home):
+        show(figure)
+
     # 2. per trial, with the fixed cost
     for trials, work_s in workloads:
         raws, ourses = [], []
@@ -336,6 +485,9 @@ def main() -> int:
         flush=True,
     )
     show(Figure("driver's peak memory", peak_mb / 1024, 2.0, " GB"))
+
+    # 5. the same against an MLflow tracking server
+    show(served_stack(base, 200 if args.quick else 1000))
 
     # 2b. per trial without the fixed cost (this process joins the local stack)
     for figure in steady_state(home, workloads):

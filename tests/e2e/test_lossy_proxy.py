@@ -72,3 +72,48 @@ def test_a_lost_reply_is_a_dropped_connection_after_the_write(
     again = client.create_run(experiment_id, run_name="second")  # only one reply was lost
     assert again.info.run_name == "second"
     assert proxy.lost == [("POST", RUNS_CREATE)]
+
+
+def test_runs_written_side_by_side_are_each_written_once_and_returned_in_order(
+    proxy: LossyProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from mlflow import MlflowClient
+
+    from unitrain.stores.client_writer import ClientWriter
+    from unitrain.stores.mlflow_store import TAG, MlflowStore, new_request_key
+    from unitrain.stores.writes import FinishedRun, ModelVersion
+
+    monkeypatch.setenv("UNITRAIN_HOME", str(tmp_path / "home"))
+    store = MlflowStore(proxy.url, store_retry_s=30)
+    assert store.served
+    experiment = MlflowClient(tracking_uri=proxy.url).create_experiment("side-by-side")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text("{}")
+    runs = [
+        FinishedRun(
+            request=new_request_key(),
+            experiment_id=experiment,
+            name=f"trial-{index}",
+            status="FINISHED",
+            start_ms=1,
+            end_ms=2,
+            params={"index": str(index)},
+            metrics=[("score", float(index), 2, 0)],
+            uploads=((str(model), "model"),),
+            model=ModelVersion(store.registered_model, "model", f"trial {index}", {}),
+        )
+        for index in range(6)
+    ]
+    # lost on the way back: the run and the version were made, the writer saw a dropped line
+    proxy.lose_replies("POST", RUNS_CREATE, count=1, skip=2)
+    proxy.lose_replies("POST", "/api/2.0/mlflow/model-versions/create", count=1, skip=3)
+    written = ClientWriter(store).write_many(runs)
+    assert proxy.pending() == {}
+    client = MlflowClient(tracking_uri=proxy.url)
+    assert [client.get_run(w.run_id).info.run_name for w in written] == [r.name for r in runs]
+    made = client.search_runs([experiment])
+    assert sorted(r.data.tags[TAG.REQUEST] for r in made) == sorted(r.request for r in runs)
+    versions = client.search_model_versions(f"name = '{store.registered_model}'")
+    assert sorted(int(v.version) for v in versions) == sorted(w.model_id for w in written)
+    assert {v.run_id for v in versions} == {w.run_id for w in written}
