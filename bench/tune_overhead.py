@@ -15,7 +15,7 @@ reuse, two trials at a time), both doing the synthetic objective's sleep:
 4. checkpoints: trials that save a 50 MB model at every report, each report
    carrying it as its checkpoint, against raw Ray Tune reporting
    ``Checkpoint.from_directory`` of the same files (in this process);
-5. the served stack: 1,000 trials x 0.01 s (``--quick``: 200) with MLflow
+5. the served stack: the same 10,000 trials (``--quick``: 200) with MLflow
    behind a tracking server over HTTP (``mlflow server`` with proxied
    artifacts, on loopback), against the script logging and registering each
    trial with MLflow's client against a server of its own, started the same way;
@@ -221,20 +221,27 @@ def training_job(name: str) -> dict:
     return {"name": name, "dataset": 1, "plugin": "synthetic", "hyperparameter": {}}
 
 
-def imported_modules(command: list[str], env: dict[str, str]) -> list[str]:
+def imported_modules(command: list[str], env: dict[str, str], log: Path | None = None) -> list[str]:
     """The modules ``command`` (a ``python -m`` command) imported itself, in order: the
-    outermost of ``-X importtime``'s report (each one's own imports are nested in it)."""
+    outermost of ``-X importtime``'s report (each one's own imports are nested in it).
+
+    A job sends its process's stderr to its ``run.log`` while it runs: ``log`` is
+    read for the rest of the report.
+    """
     done = subprocess.run(
         [command[0], "-X", "importtime", *command[1:]],
         env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
+    report = done.stderr.splitlines()
+    if log is not None:
+        report += log.read_text(errors="replace").splitlines()
     modules = []
-    for line in done.stderr.splitlines():
+    for line in report:
         if line.startswith("import time:") and "|" in line:
             name = line.rsplit("|", 1)[1]
             if name.strip() and not name.startswith("  ") and name.strip() != "imported package":
                 modules.append(name.strip())
-    return modules
+    return list(dict.fromkeys(modules))
 
 
 def imports_alone(modules: list[str], env: dict[str, str]) -> float:
@@ -264,7 +271,9 @@ def start_up(home: Path) -> list[Figure]:
         ("unitrain validate, a tuning job", validate, 1.2),
         ("training job doing nothing, stack up", noop, 1.5),
     ):
-        modules = imported_modules(make(ROUNDS), env)  # also brings the stack up for the job
+        first = make(ROUNDS)  # also brings the stack up for the job
+        log = home / "runs" / f"bench-noop-{ROUNDS}" / "run.log" if make is noop else None
+        modules = imported_modules(first, env, log)
         ours, alone = [], []
         for turn in range(ROUNDS):
             alone.append(imports_alone(modules, env))
@@ -487,7 +496,7 @@ def main() -> int:
     show(Figure("driver's peak memory", peak_mb / 1024, 2.0, " GB"))
 
     # 5. the same against an MLflow tracking server
-    show(served_stack(base, 200 if args.quick else 1000))
+    show(served_stack(base, 200 if args.quick else flat_trials))
 
     # 2b. per trial without the fixed cost (this process joins the local stack)
     for figure in steady_state(home, workloads):
