@@ -11,12 +11,20 @@ from unitrain.checkpoints import TrainingCheckpoints
 from unitrain.errors import UnitrainError
 from unitrain.job.plan import JobPlan
 from unitrain.job.records import Dataset
+from unitrain.plugin_loader import load_plugin
 from unitrain.plugin_runner import PluginCall, PluginResult, run_plugin
 from unitrain.reporting.progress import JobProgress
 from unitrain.run_sinks import MlflowSink
 from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import ModelRegistry
 from unitrain.stores.runs import RunStore
+
+
+def prepare_worker(plugin: str | None) -> None:
+    """Ready a new Ray worker for this step before the step needs it (see ``connect_early``):
+    this module and the plugin imported, the job's MLflow store opened."""
+    load_plugin(plugin)
+    ModelRegistry().store.experiment_id()
 
 
 @task(name="train")

@@ -32,7 +32,7 @@ from unitrain.job.params import parse_job
 from unitrain.job.plan import JobPlan
 from unitrain.planning import plan_job
 from unitrain.plugin_loader import available_plugins, load_plugin
-from unitrain.runtime import interrupts, local_stack
+from unitrain.runtime import interrupts, local_stack, ray_join
 from unitrain.runtime.resources import check_local_machine
 from unitrain.runtime.serve import PROJECT_DIR, ServedStack, serve_forever
 from unitrain.runtime.served import served_api_url
@@ -109,7 +109,9 @@ def _prepare(
     """Read and plan the job: everything is checked before anything starts.
 
     With ``start_stack``, the local stack starts while the job is planned, once
-    the job file is well formed; a job refused after that stops it again.
+    the job file is well formed, and a stack that is up already is joined (a
+    training job's worker readied) meanwhile; a job refused after that stops
+    the stack again and leaves Ray.
     """
 
     with warnings.catch_warnings():
@@ -117,11 +119,14 @@ def _prepare(
         job = parse_job(_read_job(args.job))
     # Planning may import Ray, which reads its token settings on import.
     enable_local_ray_auth()
+    plugin = args.plugin or job.plugin
     if start_stack:
         local_stack.start_early()
+        ray_join.connect_early(
+            *() if job.params.is_tune else ("unitrain.tasks.train_model:prepare_worker", plugin)
+        )
     for note in job.notes:
         print(f"warning: {note}", file=sys.stderr)
-    plugin = args.plugin or job.plugin
     plan = plan_job(job.params, plugin)
     if not settings().ray_address:
         check_local_machine(plan.params.num_cpus, plan.params.num_gpus)
@@ -134,6 +139,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     finally:
+        ray_join.abandon_early_connection()  # the job stopped before its flow started
         local_stack.abandon_early_start()  # the job was refused before it used the stack
 
 
@@ -190,6 +196,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     try:
         code = _run(argparse.Namespace(job=str(job), plugin=None, verbose=args.verbose), results)
     finally:
+        ray_join.abandon_early_connection()
         local_stack.abandon_early_start()
     if code or not results:
         return code or EXIT_FAILED

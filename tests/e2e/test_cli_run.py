@@ -133,8 +133,9 @@ def test_without_a_terminal_stderr_has_the_jobs_lines_and_no_library_output(home
     assert len(trial_lines) == 6 and len(set(trial_lines)) == 3
     # ... while the log file has the libraries' output too
     log = (home / "runs" / "plain_output" / "run.log").read_text()
-    assert "Connecting to an existing Ray instance" in log
-    assert "Connecting to an existing Ray instance" not in done.stderr
+    # Prefect's task runner's line (joined early when the stack was up already, or not)
+    assert "Ray instance at" in log
+    assert "Ray instance at" not in done.stderr
 
 
 def test_on_a_terminal_the_job_shows_its_bar_and_trials_and_logs_go_to_a_file(home, tmp_path):
@@ -246,3 +247,23 @@ def test_a_job_refused_while_the_stack_starts_stops_the_stack_again(tmp_path):
     assert _stack_processes(home) == []
     assert not (home / "local" / "stack.json").exists()
     assert list((home / "local" / "clients").iterdir()) == []
+
+
+def test_a_flow_takes_over_ray_joined_early_and_its_step_runs_on_the_readied_worker(
+    home, tmp_path
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_"))}
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="120")
+    script = Path(__file__).with_name("early_join.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(home), str(tmp_path / "readied")],
+        env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    # The first step waited for the worker readied while the flow imported, not a new one.
+    assert report["step"] == report["readied"] != report["driver"]
+    # The flow left Ray and let go of the stack as a flow that joined by itself does.
+    assert report["still_joined"] is False
+    assert report["lease_held"] is False
+    assert "SIGTERM handler is not set" not in done.stderr

@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,8 +50,10 @@ from unitrain.settings import ray_auth_environment, settings
 
 __all__ = ["LocalStack", "abandon_early_start", "ensure", "lease", "running", "start_early", "stop"]
 
-# Leases this process holds: depth of nesting (the CLI and the task runner both lease).
+# Leases this process holds: depth of nesting (the CLI and the task runner both lease,
+# and ``unitrain run`` may lease from a thread while it joins Ray early).
 _DEPTH = [0]
+_DEPTH_LOCK = threading.Lock()
 
 
 def running() -> LocalStack | None:
@@ -86,14 +89,16 @@ def _client_mark() -> Path:
 def lease() -> Iterator[LocalStack]:
     """Hold the stack for the duration, starting it if it is not up."""
     mark = _client_mark()
-    mark.write_text(str(time.time()))
-    _DEPTH[0] += 1
+    with _DEPTH_LOCK:
+        mark.write_text(str(time.time()))
+        _DEPTH[0] += 1
     try:
         yield ensure()
     finally:
-        _DEPTH[0] -= 1
-        if _DEPTH[0] == 0:
-            mark.unlink(missing_ok=True)
+        with _DEPTH_LOCK:
+            _DEPTH[0] -= 1
+            if _DEPTH[0] == 0:
+                mark.unlink(missing_ok=True)
 
 
 def ensure(timeout_s: float = 240.0) -> LocalStack:

@@ -6,6 +6,9 @@ names a cluster to join; without it, a flow joins the home's local Ray (see
 :mod:`unitrain.runtime.local_stack`), started on first use and shared by jobs.
 A flow's workers get, through its runtime environment, the variables that
 point them at the same MLflow, Prefect and storage as the flow.
+
+When this process joined Ray already (``unitrain run`` does it early, see
+:mod:`unitrain.runtime.ray_join`), the task runner takes that connection over.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from prefect_ray import RayTaskRunner
 
 from unitrain._compat import drain_prefect_workers, install_flow_patches, run_prefect_task_between
 from unitrain.errors import UnitrainError
-from unitrain.runtime import interrupts, local_stack
+from unitrain.runtime import interrupts
 from unitrain.runtime.failures import worker_death
 from unitrain.runtime.processes import is_alive
-from unitrain.runtime.ray_init import ray_init_kwargs
-from unitrain.runtime.worker_env import load_worker_secrets, worker_secrets
-from unitrain.settings import settings
+from unitrain.runtime.ray_join import join_address, join_kwargs, take_early_connection
+from unitrain.runtime.worker_env import load_worker_secrets
 
 __all__ = ["UnitrainTaskRunner", "reap_orphaned_ray", "result_of", "worker_death"]
 
@@ -38,6 +40,10 @@ def _send_prefect_buffers() -> None:
         drain_prefect_workers(timeout_s=10)
 
 
+#: how long the first step waits for the worker readied for it (see ray_join)
+_READYING_WAIT_S = 30.0
+
+
 class UnitrainTaskRunner(RayTaskRunner):
     """A ``RayTaskRunner`` configured from the environment at flow start."""
 
@@ -46,6 +52,8 @@ class UnitrainTaskRunner(RayTaskRunner):
         self.address: str | None = address
         self._configured_kwargs = init_kwargs
         self._leases = contextlib.ExitStack()
+        self._adopted = False
+        self._readying: Any = None
 
     def duplicate(self) -> UnitrainTaskRunner:
         return type(self)(address=self.address, init_kwargs=self._configured_kwargs)
@@ -54,13 +62,18 @@ class UnitrainTaskRunner(RayTaskRunner):
         import ray
 
         install_flow_patches()
-        if self._configured_kwargs is None:
-            self.init_kwargs = ray_init_kwargs()
-            # Secrets reach the workers in a file, never in Ray's runtime environment.
-            pointer = self._leases.enter_context(worker_secrets())
-            self.init_kwargs["runtime_env"]["env_vars"].update(pointer)
-        if self.address is None and not ray.is_initialized():
-            self.address = settings().ray_address or self._local_ray()
+        early = take_early_connection() if self._configured_kwargs is None else None
+        if early is not None:  # joined by this process already (connect_early): taken over
+            self.address, self.init_kwargs = early.address, early.init_kwargs
+            self._leases.enter_context(early.leases)
+            self._adopted = True
+            self._readying = early.readying
+            self.logger.info(f"Using the Ray instance at {self.address}, joined while planning")
+        else:
+            if self._configured_kwargs is None:
+                self.init_kwargs = join_kwargs(self._leases)
+            if self.address is None and not ray.is_initialized():
+                self.address = join_address(self._leases)
         super().__enter__()
         # ray.init made SIGTERM a sys.exit; make it an interrupt (see interrupts).
         interrupts.install()
@@ -69,17 +82,28 @@ class UnitrainTaskRunner(RayTaskRunner):
     def __exit__(self, *exc_info: Any) -> None:
         try:
             super().__exit__(*exc_info)
+            if self._adopted:  # Ray was joined for this runner: leave it as its own join would
+                import ray
+
+                ray.shutdown()
         finally:
             self._leases.close()
+
+    def submit(
+        self, task: Any, parameters: Any, wait_for: Any = None, dependencies: Any = None
+    ) -> Any:
+        if self._readying is not None:
+            # A step sent while its worker is still being readied would start a new
+            # worker, and wait longer than for the one that is almost ready.
+            import ray
+
+            ray.wait([self._readying], timeout=_READYING_WAIT_S)
+            self._readying = None
+        return super().submit(task, parameters, wait_for, dependencies)
 
     # A task in a Ray worker reads the job's secrets first, and sends what
     # Prefect buffered before it returns.
     _run_prefect_task = run_prefect_task_between(load_worker_secrets, _send_prefect_buffers)
-
-    def _local_ray(self) -> str:
-        """The address of the home's local Ray, held for this flow run."""
-        stack = self._leases.enter_context(local_stack.lease())
-        return stack.ray_address
 
 
 def result_of(future: Any) -> Any:
