@@ -144,7 +144,7 @@ def take_early_connection() -> EarlyConnection | None:
 
 def abandon_early_connection() -> None:
     """Leave the Ray that :func:`connect_early` joined, if no flow took it over; a join
-    still under way (a stack still starting) is left when it ends, not waited for."""
+    still under way is left when it ends, not waited for (a refused job exits at once)."""
     if _EARLY:
         _EARLY.pop().abandon()
 
