@@ -249,9 +249,7 @@ def test_a_job_refused_while_the_stack_starts_stops_the_stack_again(tmp_path):
     assert list((home / "local" / "clients").iterdir()) == []
 
 
-def test_a_flow_takes_over_ray_joined_early_and_its_step_runs_on_the_readied_worker(
-    home, tmp_path
-):
+def test_a_flow_takes_over_ray_joined_early_and_its_step_runs_on_the_readied_worker(home, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_"))}
     env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", UNITRAIN_IDLE_S="120")
     script = Path(__file__).with_name("early_join.py")
