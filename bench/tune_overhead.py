@@ -222,11 +222,14 @@ def training_job(name: str) -> dict:
 
 
 def imported_modules(command: list[str], env: dict[str, str], log: Path | None = None) -> list[str]:
-    """The modules ``command`` (a ``python -m`` command) imported itself, in order: the
-    outermost of ``-X importtime``'s report (each one's own imports are nested in it).
+    """Every module ``command`` (a ``python -m`` command) imported, in the order of
+    ``-X importtime``'s report (a module's own imports come before it).
 
-    A job sends its process's stderr to its ``run.log`` while it runs: ``log`` is
-    read for the rest of the report.
+    Every one, not only the report's outermost: a job imports in several threads,
+    and the report's nesting is one count for the whole process, so a module that
+    one thread imports while another is inside an import looks nested. Importing a
+    module that is in already costs nothing. A job sends its process's stderr to its
+    ``run.log`` while it runs: ``log`` is read for the rest of the report.
     """
     done = subprocess.run(
         [command[0], "-X", "importtime", *command[1:]],
@@ -239,7 +242,7 @@ def imported_modules(command: list[str], env: dict[str, str], log: Path | None =
     for line in report:
         if line.startswith("import time:") and "|" in line:
             name = line.rsplit("|", 1)[1]
-            if name.strip() and not name.startswith("  ") and name.strip() != "imported package":
+            if name.strip() and name.strip() != "imported package":
                 modules.append(name.strip())
     return list(dict.fromkeys(modules))
 
