@@ -252,3 +252,41 @@ def test_ax_fills_the_space_for_one_more_trial_per_extra_trial_at_a_time(
         assert searcher.suggest(running[-1]) is not None
     nodes = searcher._client.summarize()["generation_node"].tolist()
     assert nodes == ["Sobol"] * space_filling + ["MBM"], nodes
+
+
+def test_ax_fits_the_gp_of_its_model_config_after_a_start_seeded_from_the_job():
+    from gpytorch.priors import GammaPrior
+
+    from unitrain.tune.axsearch import _generation_strategy
+
+    strategy = _generation_strategy(
+        method=None, initialization_budget=5, initialize_with_center=False, seed=7
+    )
+    nodes = strategy.nodes_by_name
+    (sobol,) = nodes["Sobol"].generator_specs
+    assert sobol.generator_kwargs.get("seed") == 7
+    (gp,) = nodes["MBM"].generator_specs
+    (model,) = gp.generator_kwargs["surrogate_spec"].model_configs
+    prior = model.covar_module_options["lengthscale_prior"]
+    assert isinstance(prior, GammaPrior) and float(prior.concentration) == 3.0
+    # Ax's own strategies keep Ax's own model
+    (fast,) = (
+        _generation_strategy(
+            method="fast", initialization_budget=5, initialize_with_center=False, seed=7
+        )
+        .nodes_by_name["MBM"]
+        .generator_specs
+    )
+    (ax_model,) = fast.generator_kwargs["surrogate_spec"].model_configs
+    assert ax_model.covar_module_class is None
+
+
+def test_ax_refuses_a_method_it_does_not_have_naming_it():
+    entries = [parse_entry({"name": "x", "type": "uniform", "min": 0, "max": 1})]
+    config = TuneConfig(
+        metric="m", mode="min", search_alg={"name": "axsearch", "options": {"method": "best"}}
+    )
+    with pytest.raises(
+        JobValidationError, match=r"axsearch rejected the job: options.method 'best' is not one of"
+    ):
+        build_search_alg(entries, {}, config)

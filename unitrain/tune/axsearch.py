@@ -5,9 +5,10 @@ Ray's ``AxSearch`` drives Ax's older ``AxClient``; this searcher uses Ax's own
 job's search space, one trial is asked for at a time (a trial still running
 is a pending point for the next one, which Ax's acquisition accounts for), and
 each result is told back. Ax starts with a space-filling design (Sobol), then
-fits a GP. Log-scaled entries are searched on a log scale, quantised ones in
-steps of ``q``; ``choice`` options are Ax choices (by index when they are not
-all numbers, strings or booleans of one type).
+fits a GP (by default with the priors of :func:`_model_config`). Log-scaled
+entries are searched on a log scale, quantised ones in steps of ``q``;
+``choice`` options are Ax choices (by index when they are not all numbers,
+strings or booleans of one type).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class AxSearcher(Searcher):
     """Suggests configurations with Ax's default generation strategy (Sobol, then a GP).
 
     Args:
-        method: Ax's ``"fast"`` (the default) or ``"quality"`` generation strategy.
+        method: Ax's own ``"fast"`` or ``"quality"`` generation strategy; by default
+            Ax's start, then the GP of :func:`_model_config`.
         initialization_budget: the space-filling trials before the GP; by default Ax's 5,
             plus one for each trial beyond the first that runs at the same time.
         initialize_with_center: whether the first trial is the centre of the space.
@@ -48,11 +50,13 @@ class AxSearcher(Searcher):
         mode: str,
         points_to_evaluate: list[dict[str, Any]] | None = None,
         seed: int | None = None,
-        method: str | None = None,
+        method: Literal["fast", "quality"] | None = None,
         initialization_budget: int | None = None,
         initialize_with_center: bool = False,
         max_concurrent: int = 1,
     ) -> None:
+        if method not in (None, "fast", "quality"):
+            raise ValueError(f"options.method {method!r} is not one of 'fast', 'quality'")
         super().__init__(metric=metric, mode=mode)
         for name in _QUIET:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -67,13 +71,16 @@ class AxSearcher(Searcher):
             self._client.configure_optimization(objective=f"{sign}{_OUTCOME}")
             # Without Ax's centre point: on Branin 0.431 against 0.450 (the centre
             # is a wasted trial there), on Hartmann-6 -2.80 (bench/hpo_quality.py).
-            strategy: dict[str, Any] = {"initialize_with_center": initialize_with_center}
-            if method is not None:
-                strategy["method"] = method
             if initialization_budget is None:
                 initialization_budget = default_initialization_budget(max_concurrent)
-            strategy["initialization_budget"] = initialization_budget
-            self._client.configure_generation_strategy(**strategy)
+            self._client.set_generation_strategy(
+                _generation_strategy(
+                    method=method,
+                    initialization_budget=initialization_budget,
+                    initialize_with_center=initialize_with_center,
+                    seed=seed,
+                )
+            )
         self._quiet()
         self._pending_points = [dict(point) for point in points_to_evaluate or []]
         self._live: dict[str, int] = {}
@@ -152,6 +159,67 @@ def default_initialization_budget(max_concurrent: int) -> int:
     (``bench/hpo_quality.py``).
     """
     return AX_INITIALIZATION + max(0, max_concurrent - 1)
+
+
+def _generation_strategy(
+    *,
+    method: Literal["fast", "quality"] | None,
+    initialization_budget: int,
+    initialize_with_center: bool,
+    seed: int | None,
+) -> Any:
+    """Ax's space-filling start, then a GP: by default the one :func:`_model_config` gives.
+
+    ``method`` ``"fast"`` or ``"quality"`` leaves the GP to Ax. The start is
+    seeded from the job's seed, so that a job with a seed proposes the same
+    trials again.
+    """
+    from ax.api.utils.generation_strategy_dispatch import choose_generation_strategy
+    from ax.api.utils.structs import GenerationStrategyDispatchStruct
+
+    return choose_generation_strategy(
+        GenerationStrategyDispatchStruct(
+            method=method or "custom",
+            initialization_budget=initialization_budget,
+            initialization_random_seed=seed,
+            initialize_with_center=initialize_with_center,
+        ),
+        model_config=_model_config() if method is None else None,
+    )
+
+
+def _model_config() -> Any:
+    """A Matern-5/2 GP with Gamma priors on its lengthscales, scale and noise.
+
+    These are the priors BoTorch's ``SingleTaskGP`` had before BoTorch 0.12
+    (``get_matern_kernel_with_gamma_prior``, and the likelihood beside it),
+    the model behind the published Ax figures. BoTorch's newer priors scale
+    the lengthscales with the dimension, for problems of tens of dimensions
+    and more; at 25 trials in six they make long lengthscales likely, and the
+    search settled in a poor basin more often: on Hartmann-6, over 48 seeds
+    with the same start, -3.08 against -2.84 (bench/hpo_quality.py).
+    """
+    from ax.generators.torch.botorch_modular.kernels import ScaleMaternKernel
+    from ax.generators.torch.botorch_modular.surrogate import ModelConfig
+    from botorch.models import SingleTaskGP
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.priors import GammaPrior
+
+    return ModelConfig(
+        botorch_model_class=SingleTaskGP,
+        covar_module_class=ScaleMaternKernel,
+        covar_module_options={
+            "lengthscale_prior": GammaPrior(3.0, 6.0),
+            "outputscale_prior": GammaPrior(2.0, 0.15),
+        },
+        likelihood_class=GaussianLikelihood,
+        likelihood_options={
+            "noise_prior": GammaPrior(1.1, 0.05),
+            "noise_constraint": GreaterThan(1e-4),
+        },
+        name="Matern52 with Gamma priors",
+    )
 
 
 def _parameter(entry: Distribution) -> Any:
