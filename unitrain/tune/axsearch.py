@@ -192,12 +192,12 @@ def _model_config() -> Any:
     """A Matern-5/2 GP with Gamma priors on its lengthscales, scale and noise.
 
     These are the priors BoTorch's ``SingleTaskGP`` had before BoTorch 0.12
-    (``get_matern_kernel_with_gamma_prior``, and the likelihood beside it),
-    the model behind the published Ax figures. BoTorch's newer priors scale
-    the lengthscales with the dimension, for problems of tens of dimensions
-    and more; at 25 trials in six they make long lengthscales likely, and the
-    search settled in a poor basin more often: on Hartmann-6, over 48 seeds
-    with the same start, -3.08 against -2.84 (bench/hpo_quality.py).
+    (``get_matern_kernel_with_gamma_prior``, and the likelihood beside it).
+    BoTorch's newer priors scale the lengthscales with the dimension, for
+    problems of tens of dimensions and more; at 25 trials in six dimensions
+    the search settled in a poor basin more often with them: on Hartmann-6,
+    over 48 seeds with the same start, -3.08 against -2.84 (the README's
+    *Search quality*, bench/hpo_quality.py).
     """
     from ax.generators.torch.botorch_modular.kernels import ScaleMaternKernel
     from ax.generators.torch.botorch_modular.surrogate import ModelConfig
