@@ -31,7 +31,7 @@ _OUTCOME = "objective"
 
 
 class AxSearcher(Searcher):
-    """Suggests configurations with Ax's default generation strategy (Sobol, then a GP).
+    """Suggests configurations with Ax: a space-filling start (Sobol), then a GP.
 
     Args:
         method: Ax's own ``"fast"`` or ``"quality"`` generation strategy; by default
@@ -70,7 +70,8 @@ class AxSearcher(Searcher):
             sign = "" if mode == "max" else "-"
             self._client.configure_optimization(objective=f"{sign}{_OUTCOME}")
             # Without Ax's centre point: on Branin 0.431 against 0.450 (the centre
-            # is a wasted trial there), on Hartmann-6 -2.80 (bench/hpo_quality.py).
+            # is a wasted trial there), on Hartmann-6 -2.80 (bench/hpo_quality.py,
+            # measured with Ax's own GP).
             if initialization_budget is None:
                 initialization_budget = default_initialization_budget(max_concurrent)
             self._client.set_generation_strategy(
