@@ -35,8 +35,10 @@ Usage: python bench/hpo_quality.py [--quick] [--only NAME ...]
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -372,6 +374,7 @@ def main() -> int:
     problems = ["branin"] if args.quick else list(PROBLEMS)
     names = [n for n in SEARCHERS if not args.only or n == "random" or SEARCHERS[n][0] in args.only]
     home = Path(tempfile.mkdtemp(prefix="unitrain-hpo-")) / "home"
+    atexit.register(shutil.rmtree, home.parent, True)  # its jobs' stores go with it
     os.environ.update(environment(home))
     from unitrain.settings import configure_environment
 

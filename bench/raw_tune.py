@@ -28,6 +28,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--ends", help="write each trial's end time (one per line) here")
     parser.add_argument("--mlflow", help="log and register each trial in this tracking server")
+    parser.add_argument(
+        "--storage",
+        help="Ray Tune's storage folder (default: a new temporary one)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # No result files: the fastest Ray Tune can go (Ray warns at the end that the
@@ -72,7 +76,9 @@ def main() -> int:
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            storage_path=tempfile.mkdtemp(), verbose=0, callbacks=[ends] if args.ends else []
+            storage_path=args.storage or tempfile.mkdtemp(),
+            verbose=0,
+            callbacks=[ends] if args.ends else [],
         ),
     )
     results = tuner.fit()

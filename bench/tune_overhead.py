@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,8 +136,15 @@ def unitrain_run(home: Path, job: dict) -> tuple[float, float]:
     return run_timed(command, environment(home))
 
 
+def raw_storage(home: Path) -> Path:
+    """Where raw Ray Tune keeps its results and checkpoints: in the bench's own folder,
+    which is removed at the end, as unitrain's is (both keep gigabytes at full size)."""
+    return home.parent / "raw-tune"
+
+
 def raw_script(home: Path, trials: int, work_s: float, ends: Path | None = None) -> float:
     command = [sys.executable, str(ROOT / "bench" / "raw_tune.py"), str(trials), str(work_s)]
+    command += ["--storage", str(raw_storage(home))]
     if ends is not None:
         command += ["--ends", str(ends)]
     return run_timed(command, environment(home))[0]
@@ -195,7 +203,8 @@ def served_stack(base: Path, trials: int) -> Figure:
     server = TrackingServer(base / "served" / "raw-server")
     try:
         command = [sys.executable, str(ROOT / "bench" / "raw_tune.py"), str(trials), "0.01"]
-        raw = run_timed([*command, "--mlflow", server.url], environment(home))[0]
+        command += ["--storage", str(raw_storage(home)), "--mlflow", server.url]
+        raw = run_timed(command, environment(home))[0]
     finally:
         server.stop()
     server = TrackingServer(base / "served" / "unitrain-server")
@@ -362,7 +371,7 @@ def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]
                         reuse_actors=True,
                         trial_dirname_creator=lambda trial: trial.trial_id,
                     ),
-                    run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
+                    run_config=tune.RunConfig(storage_path=str(raw_storage(home)), verbose=0),
                 ).fit()
                 raws.append(time.perf_counter() - started)
                 started = time.perf_counter()
@@ -378,7 +387,7 @@ def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]
                     1.2,
                 )
             )
-        figures.append(checkpointing(train))
+        figures.append(checkpointing(train, raw_storage(home)))
         ray.shutdown()
     return figures
 
@@ -387,7 +396,7 @@ def steady_state(home: Path, workloads: list[tuple[int, float]]) -> list[Figure]
 CHECKPOINTS = (4, 5, 50)
 
 
-def checkpointing(train: object) -> Figure:
+def checkpointing(train: object, storage: Path) -> Figure:
     """A trial that checkpoints a 50 MB model at every report: unitrain's plugin saves it into
     ``run.checkpoint_output`` and reports; raw Ray Tune writes it into a folder and reports
     ``Checkpoint.from_directory`` of it. Both in this process, the better of two runs."""
@@ -396,14 +405,16 @@ def checkpointing(train: object) -> Figure:
     trials, reports, megabytes = CHECKPOINTS
 
     def trainable(config: dict) -> None:
-        folder = Path(tempfile.mkdtemp(prefix="raw-checkpoint-"))
-        for step in range(reports):
-            time.sleep(0.05)
-            (folder / "model.json").write_text(json.dumps({"x": config["x"], "step": step}))
-            (folder / "weights.bin").write_bytes(bytes(megabytes * 2**20))
-            tune.report(
-                {"score": step / reports}, checkpoint=tune.Checkpoint.from_directory(folder)
-            )
+        # Ray Tune's own pattern: report copies the folder into the storage before it returns.
+        with tempfile.TemporaryDirectory(prefix="raw-checkpoint-") as name:
+            folder = Path(name)
+            for step in range(reports):
+                time.sleep(0.05)
+                (folder / "model.json").write_text(json.dumps({"x": config["x"], "step": step}))
+                (folder / "weights.bin").write_bytes(bytes(megabytes * 2**20))
+                tune.report(
+                    {"score": step / reports}, checkpoint=tune.Checkpoint.from_directory(folder)
+                )
         tune.report({"score": 1.0 - (config["x"] - 0.3) ** 2})
 
     raws, ourses = [], []
@@ -420,7 +431,7 @@ def checkpointing(train: object) -> Figure:
                 reuse_actors=True,
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
-            run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
+            run_config=tune.RunConfig(storage_path=str(storage), verbose=0),
         ).fit()
         raws.append(time.perf_counter() - started)
         job = tuning_job(f"bench-checkpoints-{round_}", trials, 0.05 * (reports + 1))
@@ -439,10 +450,26 @@ def checkpointing(train: object) -> Figure:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small workloads (a smoke run)")
+    parser.add_argument("--keep", action="store_true", help="keep the bench's homes and stores")
     args = parser.parse_args()
-    workloads = [(8, 0.5), (40, 0.05)] if args.quick else [(40, 1.0), (200, 0.1)]
-    flat_trials = 1000 if args.quick else 10_000
     base = Path(tempfile.mkdtemp(prefix="unitrain-bench-"))
+    try:
+        return measure(base, quick=args.quick)
+    finally:  # the stacks it started, and its gigabytes of stores, go with it
+        for home in (base / "home", base / "second" / "home", base / "served" / "home"):
+            if home.exists():
+                stop = [sys.executable, "-m", "unitrain.cli", "stop"]
+                subprocess.run(stop, env=environment(home), capture_output=True, check=False)
+        if args.keep:
+            print(f"kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(base: Path, *, quick: bool) -> int:
+    """Every figure, printed as it is measured; 1 when a target is missed."""
+    workloads = [(8, 0.5), (40, 0.05)] if quick else [(40, 1.0), (200, 0.1)]
+    flat_trials = 1000 if quick else 10_000
     home = base / "home"
     figures: list[Figure] = []
 
@@ -518,7 +545,7 @@ def main() -> int:
     show(Figure("driver's peak memory", peak_mb / 1024, 2.0, " GB"))
 
     # 5. the same against an MLflow tracking server
-    show(served_stack(base, 200 if args.quick else flat_trials))
+    show(served_stack(base, 200 if quick else flat_trials))
 
     # 2b. per trial without the fixed cost (this process joins the local stack)
     for figure in steady_state(home, workloads):

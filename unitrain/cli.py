@@ -17,11 +17,11 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from unitrain._compat import exit_now
 from unitrain.completion import bash_script
@@ -42,7 +42,7 @@ from unitrain.stores.job_state import JobFolder
 from unitrain.stores.registry import BEST_ALIAS_PREFIX, ModelRegistry
 from unitrain.stores.retry import scrub
 from unitrain.ui.job_list import job_details, list_jobs
-from unitrain.ui.terminal import JobView
+from unitrain.ui.terminal import JobView, ProcessOutput
 
 # Imported where they are used, after configure_environment(): Prefect and Ray
 # read their settings when they are imported (unitrain.flows.train,
@@ -87,24 +87,12 @@ def _read_job(path: str) -> Any:
         raise JobValidationError(f"job file {path!r} is nested too deeply to read") from None
 
 
-@contextlib.contextmanager
-def _stdout_for_result() -> Iterator[TextIO]:
-    """Send everything else printed (Prefect, Ray, plugins) to stderr; keep stdout for JSON."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    result = os.fdopen(saved, "w")
-    try:
-        yield result
-    finally:
-        sys.stdout.flush()
-        result.flush()
-        os.dup2(saved, 1)
-        result.close()
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _prepare(
-    args: argparse.Namespace, *, start_stack: bool = False
+    args: argparse.Namespace, *, start_stack: bool = False, say: Callable[[str], None] = _say
 ) -> tuple[dict[str, Any], JobPlan]:
     """Read and plan the job: everything is checked before anything starts.
 
@@ -126,12 +114,12 @@ def _prepare(
             *() if job.params.is_tune else ("unitrain.tasks.train_model:prepare_worker", plugin)
         )
     for note in job.notes:
-        print(f"warning: {note}", file=sys.stderr)
+        say(f"warning: {note}")
     plan = plan_job(job.params, plugin)
     if not settings().ray_address:
         check_local_machine(plan.params.num_cpus, plan.params.num_gpus)
     for note in plan.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}")
     return dict(job.raw), plan
 
 
@@ -145,33 +133,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, results: list[dict[str, Any]] | None = None) -> int:
     """Run the job of ``args``; its result goes to stdout, or into ``results``."""
-    params, plan = _prepare(args, start_stack=True)
-    folder = JobFolder(plan.job)
-    # Held from here to exit: a second run of this job is refused at once.
-    with folder.locked():
-        try:
-            with (
-                _stdout_for_result() as out,
-                JobView(plan, folder.path / "run.log", verbose=args.verbose) as view,
-            ):
-                # Imported first: a stack that is still starting is waited for after.
-                from unitrain.flows.train import train
-                from unitrain.runtime.prefect_server import prefect_api
+    # Taken before the stack starts: Ray's driver prints from a thread at any time.
+    with ProcessOutput(to_log=not args.verbose, quiet_for=(UnitrainError,)) as output:
+        params, plan = _prepare(args, start_stack=True, say=output.say)
+        folder = JobFolder(plan.job)
+        # Held from here to exit: a second run of this job is refused at once.
+        with folder.locked():
+            try:
+                with JobView(plan, folder.path / "run.log", output, verbose=args.verbose) as view:
+                    # Imported first: a stack that is still starting is waited for after.
+                    from unitrain.flows.train import train
+                    from unitrain.runtime.prefect_server import prefect_api
 
-                with prefect_api():
-                    view.follow()
-                    result = train(**params, plugin=plan.plugin, plan=plan)
-                if results is not None:
-                    results.append(result)
-                else:
-                    json.dump(result, out, indent=2, default=str)
-                    out.write("\n")
-        except BaseException as error:
-            code = _interruption(error)
-            if not code:
-                raise
-            _after_interrupt(plan, args.job, code)
-            return code
+                    with prefect_api():
+                        view.follow()
+                        result = train(**params, plugin=plan.plugin, plan=plan)
+                    if results is not None:
+                        results.append(result)
+                    else:
+                        json.dump(result, output.result, indent=2, default=str)
+                        output.result.write("\n")
+                        output.result.flush()
+            except BaseException as error:
+                code = _interruption(error)
+                if not code:
+                    raise
+                _after_interrupt(plan, args.job, code, output.say)
+                return code
     return 0
 
 
@@ -215,7 +203,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0 if verdict.equal else EXIT_FAILED
 
 
-def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
+def _after_interrupt(plan: JobPlan, job_file: str, code: int, say: Callable[[str], None]) -> None:
     """End what the interrupted job left running, and say how to go on."""
     from unitrain.runtime.job_run import end_leftovers
 
@@ -227,10 +215,9 @@ def _after_interrupt(plan: JobPlan, job_file: str, code: int) -> None:
         else "training continues from its last checkpoint"
     )
     signal_name = "Ctrl-C" if code == EXIT_INTERRUPTED else "SIGTERM"
-    print(
+    say(
         f"interrupted ({signal_name}): job {plan.job!r} stopped. Run "
-        f"'unitrain run {job_file}' again to resume it ({how}).",
-        file=sys.stderr,
+        f"'unitrain run {job_file}' again to resume it ({how})."
     )
 
 

@@ -19,7 +19,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def test_asha_with_max_t_the_epochs_keeps_a_model_for_every_trial(flow_env):
+def test_asha_with_max_t_the_epochs_keeps_a_model_for_every_trial(flow_env, tmp_path):
     name = unique("e2e-asha")
     state = run(
         name=name,
@@ -61,7 +61,7 @@ def test_asha_with_max_t_the_epochs_keeps_a_model_for_every_trial(flow_env):
     import numpy as np
 
     trial = next(r for r in records if r.trial_id in stopped)
-    model = mlflow.pyfunc.load_model(f"models:/unitrain/{trial.model_id}")
+    model = mlflow.pyfunc.load_model(f"models:/unitrain/{trial.model_id}", dst_path=str(tmp_path))
     scores = model.predict(np.zeros((2, 64), dtype=np.float32))
     assert np.asarray(scores).shape == (2, 10)
 

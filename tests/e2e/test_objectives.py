@@ -37,7 +37,7 @@ def final_table(flow_run_id) -> list[dict]:
     return json.loads(max(tables, key=lambda a: a.created).data)
 
 
-def test_two_objectives_register_a_front_no_trial_dominates(flow_env):
+def test_two_objectives_register_a_front_no_trial_dominates(flow_env, tmp_path):
     name = unique("e2e-front")
     state = run(
         name=name,
@@ -84,7 +84,7 @@ def test_two_objectives_register_a_front_no_trial_dominates(flow_env):
     assert {r["trial_id"] for r in rows if r.get("pareto") == "yes"} == front
     parent = ModelRegistry().get(result["model_id"]).run_id
     job_run = mlflow_client().get_run(parent).data.tags["mlflow.parentRunId"]
-    png = mlflow_client().download_artifacts(job_run, "plots/pareto_front.png")
+    png = mlflow_client().download_artifacts(job_run, "plots/pareto_front.png", str(tmp_path))
     assert open(png, "rb").read().startswith(b"\x89PNG")
     images = [a for a in flow_artifacts(state.state_details.flow_run_id) if a.type == "image"]
     assert any("pareto" in (a.key or "") for a in images)

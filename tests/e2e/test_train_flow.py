@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -80,7 +79,7 @@ def test_training_job_registers_its_model_with_everything_logged(flow_env):
     assert any(a.type == "markdown" and f"`: model {model_id}" in a.data for a in artifacts)
 
 
-def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
+def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env, tmp_path):
     name = unique("e2e-resume")
     first = run(name=name, dataset=1, hyperparameter={"epochs": 2}).result()["model_id"]
     second_name = unique("e2e-continued")
@@ -97,9 +96,8 @@ def test_resume_continues_from_the_checkpoint_and_name_rules_hold(flow_env):
 
     import torch
 
-    folder = registry.download(second, registry_tmp := __import__("tempfile").mkdtemp())
+    folder = registry.download(second, tmp_path)
     assert torch.load(folder / "model.pt", weights_only=True)["epochs_done"] == 5
-    del registry_tmp
 
     # The same name again is rejected before anything runs: no new MLflow run, no model.
     runs_before = len(mlflow_client().search_runs([experiment_id()]))
@@ -140,7 +138,7 @@ def digits_sample(count: int) -> tuple[np.ndarray, np.ndarray]:
     return digits.data[:count].astype(np.float32), digits.target[:count]
 
 
-def test_a_registered_version_is_an_mlflow_model_that_mlflow_loads_and_serves(flow_env):
+def test_a_registered_version_is_an_mlflow_model_that_mlflow_loads_and_serves(flow_env, tmp_path):
     import mlflow.pyfunc
 
     name = unique("e2e-served")
@@ -148,7 +146,7 @@ def test_a_registered_version_is_an_mlflow_model_that_mlflow_loads_and_serves(fl
     features, labels = digits_sample(200)
 
     # MLflow's own loader (the PyTorch flavor), on raw pixels.
-    model = mlflow.pyfunc.load_model(f"models:/unitrain/{model_id}")
+    model = mlflow.pyfunc.load_model(f"models:/unitrain/{model_id}", dst_path=str(tmp_path))
     assert model.metadata.signature.inputs.inputs[0].shape == (-1, 64)
     assert "pytorch" in model.metadata.flavors
     assert (np.asarray(model.predict(features)).argmax(1) == labels).mean() > 0.8
@@ -190,14 +188,15 @@ def test_a_registered_version_is_an_mlflow_model_that_mlflow_loads_and_serves(fl
         server.wait(timeout=30)
 
 
-def test_a_version_made_before_mlflow_models_still_resumes(flow_env):
+def test_a_version_made_before_mlflow_models_still_resumes(flow_env, tmp_path):
     """Versions registered as plain folders (the model file only) remain checkpoints."""
     first = run(name=unique("e2e-plain"), dataset=1, hyperparameter={"epochs": 2})
     registry = ModelRegistry()
     record = registry.get(first.result()["model_id"])
-    plain = Path(tempfile.mkdtemp()) / "plain"
+    plain = tmp_path / "plain"
     plain.mkdir()
-    (registry.download(record.model_id, tempfile.mkdtemp()) / "model.pt").rename(plain / "model.pt")
+    downloaded = registry.download(record.model_id, tmp_path / "first")
+    (downloaded / "model.pt").rename(plain / "model.pt")
     old = register_model(
         record.job,
         plain,
@@ -210,5 +209,5 @@ def test_a_version_made_before_mlflow_models_still_resumes(flow_env):
     )
     import torch
 
-    folder = registry.download(resumed.result()["model_id"], tempfile.mkdtemp())
+    folder = registry.download(resumed.result()["model_id"], tmp_path / "resumed")
     assert torch.load(folder / "model.pt", weights_only=True)["epochs_done"] == 2 + 1

@@ -43,7 +43,7 @@ def synthetic(name: str, **overrides):
     return params
 
 
-def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
+def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env, tmp_path):
     from unitrain.planning import plan_job
     from unitrain.tune.dry_run import describe
 
@@ -96,7 +96,7 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     )
     parent = mlflow_client().get_run(parent_id)
     assert parent.data.tags["unitrain.best_trial"] == best["trial_id"]
-    chart = Path(mlflow_client().download_artifacts(parent_id, "tuning.png"))
+    chart = Path(mlflow_client().download_artifacts(parent_id, "tuning.png", str(tmp_path)))
     assert chart.read_bytes().startswith(b"\x89PNG")  # the objective over the trials
     alias = mlflow_client().get_model_version_by_alias(registry.name, f"best-{name}")
     assert int(alias.version) == result["model_id"]
@@ -104,7 +104,7 @@ def test_seed_random_search_registers_every_trial_and_marks_the_best(flow_env):
     import mlflow.pyfunc
     import numpy as np
 
-    best_model = mlflow.pyfunc.load_model(f"models:/unitrain@best-{name}")
+    best_model = mlflow.pyfunc.load_model(f"models:/unitrain@best-{name}", dst_path=str(tmp_path))
     assert "pytorch" in best_model.metadata.flavors
     assert np.asarray(best_model.predict(np.zeros((3, 64), np.float32))).shape == (3, 10)
 
@@ -334,7 +334,7 @@ def _parent_run(result) -> str:
     return child.data.tags["mlflow.parentRunId"]
 
 
-def test_a_target_stops_the_search_and_the_summary_says_why(flow_env):
+def test_a_target_stops_the_search_and_the_summary_says_why(flow_env, tmp_path):
     # The best point runs first and reaches the target: the search stops there
     # instead of running all 20 trials, and says so with the compute it used.
     config = {
@@ -357,7 +357,9 @@ def test_a_target_stops_the_search_and_the_summary_says_why(flow_env):
     # A plugin that saves a plain folder gets the generic MLflow wrapper.
     import mlflow.pyfunc
 
-    wrapped = mlflow.pyfunc.load_model(f"models:/unitrain/{result['model_id']}")
+    wrapped = mlflow.pyfunc.load_model(
+        f"models:/unitrain/{result['model_id']}", dst_path=str(tmp_path)
+    )
     assert wrapped.get_raw_model().plugin == "synthetic"
     assert (wrapped.get_raw_model().path / "model.json").exists()
     assert "CPU-hours" in summary.data

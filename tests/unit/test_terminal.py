@@ -1,6 +1,12 @@
-"""The terminal view's lines: the bar, the trial counts, the best and the running trials."""
+"""The terminal view's lines (the bar, the trial counts, the best and the running trials),
+and who gets the process's output while a job runs."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -107,3 +113,104 @@ def test_several_objectives_show_each_and_mark_the_front_and_the_infeasible(home
 )
 def test_without_a_terminal_only_the_jobs_own_lines_are_shown_plain(raw, shown):
     assert job_line(raw) == shown
+
+
+# ProcessOutput acts on the process's file descriptors 1 and 2, so each case runs in a
+# child process of its own, with pipes for its stdout and stderr as a CI runner has.
+_CHATTER = """
+import os, sys, threading, time
+from pathlib import Path
+from unitrain.errors import UnitrainError
+from unitrain.ui.terminal import ProcessOutput
+
+stop = threading.Event()
+def chatter():  # as Ray's driver thread prints what its raylet says: at any moment
+    n = 0
+    while not stop.is_set():
+        os.write(2, b"(raylet) line %d\\n" % n)
+        n += 1
+        time.sleep(0.001)
+    os.write(2, b"(raylet) last %d\\n" % n)
+"""
+
+
+def _child(tmp_path, body: str) -> subprocess.CompletedProcess[str]:
+    script = textwrap.dedent(_CHATTER) + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"RAY_COLOR_PREFIX": ""},
+    )
+
+
+def test_what_is_printed_before_the_job_has_its_log_goes_to_the_log_and_none_is_lost(tmp_path):
+    done = _child(
+        tmp_path,
+        """
+        with ProcessOutput(to_log=True) as output:
+            thread = threading.Thread(target=chatter)
+            thread.start()
+            time.sleep(0.2)
+            output.say("warning: a note for the user")
+            output.log_to(Path("run.log"))  # while the thread goes on printing
+            time.sleep(0.2)
+            stop.set()
+            thread.join()
+            print("a library's print")
+            output.result.write('{"model_id": 1}\\n')
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"model_id": 1}\n'
+    assert done.stderr == "warning: a note for the user\n"
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert lines[-1] == "a library's print"
+    last = int(lines[-2].removeprefix("(raylet) last "))
+    numbered = [int(line.removeprefix("(raylet) line ")) for line in lines[:-2]]
+    assert sorted(numbered) == list(range(last))  # every line, once, across the switch
+
+
+def test_a_refused_job_leaves_no_log_and_shows_none_of_the_libraries_output(tmp_path):
+    done = _child(
+        tmp_path,
+        """
+        try:
+            with ProcessOutput(to_log=True, quiet_for=(UnitrainError,)):
+                os.write(2, b"(raylet) started\\n")
+                raise UnitrainError("refused")
+        except UnitrainError as error:
+            print(f"error: {error}", file=sys.stderr)
+        """,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "error: refused\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_crash_before_the_log_shows_what_was_held(tmp_path):
+    done = _child(
+        tmp_path,
+        """
+        with ProcessOutput(to_log=True, quiet_for=(UnitrainError,)):
+            os.write(2, b"(raylet) what led up to it\\n")
+            raise RuntimeError("crash")
+        """,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("(raylet) what led up to it\n")
+    assert "RuntimeError: crash" in done.stderr
+
+
+def test_verbose_sends_the_libraries_output_to_stderr_and_keeps_stdout_for_the_result(tmp_path):
+    done = _child(
+        tmp_path,
+        """
+        with ProcessOutput(to_log=False) as output:
+            print("a library's print")
+            output.result.write("result\\n")
+        print("after")
+        """,
+    )
+    assert (done.stdout, done.stderr) == ("result\nafter\n", "a library's print\n")

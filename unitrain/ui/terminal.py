@@ -14,6 +14,12 @@ percent.
 The view shows what the job publishes to the Prefect API, the same artifacts
 the Prefect UI shows (so the same 20/75/5 weights), read by a thread of its
 own: it never slows the job, and the result JSON keeps stdout to itself.
+
+:class:`ProcessOutput` owns the process's stdout and stderr for the whole
+run, from before Ray starts: Ray's driver prints what its raylet and workers
+say from a thread of its own, at any moment, so a takeover that began only
+once the job had a log file would let the first of those lines (a raylet's
+"disk is over 95% full", say) through to the terminal.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +42,7 @@ from typing import Any, TextIO
 from unitrain.job.plan import JobPlan, TuningPlan
 from unitrain.stores.job_state import JobFolder
 
-__all__ = ["JobView", "Snapshot", "render"]
+__all__ = ["JobView", "ProcessOutput", "Snapshot", "render"]
 
 log = logging.getLogger(__name__)
 
@@ -124,53 +132,129 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+class ProcessOutput:
+    """stdout and stderr (file descriptors 1 and 2) while ``unitrain run`` runs a job.
+
+    :attr:`result` is the real stdout, for the result JSON alone; :attr:`terminal`
+    is the real stderr, for the job's own lines. Everything else printed (Prefect,
+    Ray, the plugin) goes, with ``to_log``, first to an unnamed temporary file and,
+    once the job is accepted, to its log file (:meth:`log_to`), held lines first;
+    without ``to_log`` (``-v``), to stderr. A job refused before it has a log file
+    leaves nothing: what was held is dropped when the refusal is a
+    ``quiet_for`` (the CLI says why in one line) or an interrupt, and shown
+    when it is any other error, so that a crash keeps its context.
+    """
+
+    def __init__(self, *, to_log: bool, quiet_for: tuple[type[BaseException], ...] = ()) -> None:
+        self.to_log = to_log
+        self.quiet_for = quiet_for
+        self.result: TextIO = sys.stdout
+        self.terminal: TextIO = sys.stderr
+        self._saved: list[int] = []
+        self._held: Any = None
+
+    def __enter__(self) -> ProcessOutput:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved = [os.dup(1), os.dup(2)]
+        self.result = os.fdopen(os.dup(self._saved[0]), "w")
+        self.terminal = os.fdopen(os.dup(self._saved[1]), "w", buffering=1, errors="replace")
+        if self.to_log:
+            self._held = tempfile.TemporaryFile()
+            os.dup2(self._held.fileno(), 1)
+            os.dup2(self._held.fileno(), 2)
+            if not self.terminal.isatty():
+                os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # logs without colour codes
+        else:
+            os.dup2(2, 1)  # the libraries' prints go to stderr; stdout is the result's
+        return self
+
+    def say(self, text: str) -> None:
+        """Write one line to the terminal."""
+        with contextlib.suppress(OSError, ValueError):  # a terminal that is gone
+            self.terminal.write(text + "\n")
+            self.terminal.flush()
+
+    def log_to(self, path: Path) -> None:
+        """From now on, output goes to ``path`` (appended), after what was held."""
+        if self._held is None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            # Redirected before the copy: a line printed meanwhile is not lost.
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            self._held.seek(0)
+            shutil.copyfileobj(self._held, log)
+        self._held.close()
+        self._held = None
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        for target, fd in zip((1, 2), self._saved, strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        self._saved = []
+        if self._held is not None:  # the job never got as far as its log file
+            if kind is not None and _shows_context(kind, self.quiet_for):
+                self._held.seek(0)
+                with contextlib.suppress(OSError, ValueError):
+                    self.terminal.write(self._held.read().decode("utf-8", "replace"))
+            self._held.close()
+            self._held = None
+        for stream in (self.result, self.terminal):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+
+def _shows_context(kind: type[BaseException], quiet_for: tuple[type[BaseException], ...]) -> bool:
+    return issubclass(kind, Exception) and not issubclass(kind, quiet_for)
+
+
 class JobView:
     """The view of one ``unitrain run``, as a context manager around the job.
 
-    On entering, a terminal's output is taken over (logs to ``log_path``);
-    :meth:`follow` starts reading the Prefect API once it is up; leaving draws
-    the last state and gives the terminal back.
+    On entering, the libraries' output goes to ``log_path`` (with ``output``
+    taking the terminal); :meth:`follow` starts reading the Prefect API once it
+    is up; leaving draws the last state.
     """
 
-    def __init__(self, plan: JobPlan, log_path: Path, *, verbose: bool = False) -> None:
+    def __init__(
+        self, plan: JobPlan, log_path: Path, output: ProcessOutput, *, verbose: bool = False
+    ) -> None:
         self.plan = plan
         self.log_path = log_path
-        self.live = not verbose and os.isatty(2)
+        self.output = output
+        self.live = not verbose and output.terminal.isatty()
         self.plain = not verbose and not self.live
         self.snapshot = Snapshot()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._terminal: TextIO | None = None
-        self._saved_fds: list[int] = []
         self._drawn = 0
         self._printed = -PLAIN_STEP
-        #: one drawer at a time; the terminal is closed under it too
+        #: one drawer at a time
         self._drawing = threading.RLock()
         self._log_offset = 0
 
     def __enter__(self) -> JobView:
         if self.live or self.plain:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._saved_fds = [os.dup(1), os.dup(2)]
-            self._terminal = os.fdopen(os.dup(2), "w", buffering=1, errors="replace")
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(log)
-            self._terminal.write(f"logs: {self.log_path} (-v shows them here)\n")
+            self.output.log_to(self.log_path)
+            self.say(f"logs: {self.log_path} (-v shows them here)")
         if self.plain:
+            # The job's own lines are read from the log from here on; what was held
+            # before (the libraries' start) is not the job's.
             self._log_offset = _size(self.log_path)
-            os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the log file without colour codes
         return self
 
     def say(self, text: str) -> None:
-        """Write one plain line to the terminal (plain mode)."""
-        with self._drawing, contextlib.suppress(OSError, ValueError):
-            if self._terminal is not None:
-                self._terminal.write(text + "\n")
-                self._terminal.flush()
+        """Write one plain line to the terminal."""
+        with self._drawing:
+            self.output.say(text)
 
     def follow(self) -> None:
         """Start reading the job's progress from the Prefect API (call once it is up)."""
@@ -184,33 +268,16 @@ class JobView:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        try:
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            if exc[0] is None and self._thread is not None:  # the job is done: say so
-                self.snapshot.percent = 100.0
-                self._draw()
-        finally:  # whatever happened, the terminal is given back
-            with self._drawing:
-                self._give_back_terminal(failed=exc[0] is not None)
-
-    def _give_back_terminal(self, *, failed: bool) -> None:
-        if self.plain:
-            self._say_job_lines()  # what the job logged after the last picture
-        if self._saved_fds:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(self._saved_fds[0], 1)
-            os.dup2(self._saved_fds[1], 2)
-            for fd in self._saved_fds:
-                os.close(fd)
-            self._saved_fds = []
-        if self._terminal is not None:
-            with contextlib.suppress(OSError):
-                if failed:
-                    self._terminal.write(f"the job's logs: {self.log_path}\n")
-                self._terminal.close()
-            self._terminal = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if exc[0] is None and self._thread is not None:  # the job is done: say so
+            self.snapshot.percent = 100.0
+            self._draw()
+        with self._drawing:
+            if self.plain:
+                self._say_job_lines()  # what the job logged after the last picture
+            if exc[0] is not None and (self.live or self.plain):
+                self.say(f"the job's logs: {self.log_path}")
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -242,12 +309,13 @@ class JobView:
             self._draw_now()
 
     def _draw_now(self) -> None:
-        if self.live and self._terminal is not None:
-            width = _width(self._terminal)
+        terminal = self.output.terminal
+        if self.live:
+            width = _width(terminal)
             lines = render(self.plan, self.snapshot, width)
             erase = f"\x1b[{self._drawn}F\x1b[J" if self._drawn else ""
-            self._terminal.write(erase + "\n".join(lines) + "\n")
-            self._terminal.flush()
+            terminal.write(erase + "\n".join(lines) + "\n")
+            terminal.flush()
             self._drawn = len(lines)
         elif self.plain:
             self._say_job_lines()
