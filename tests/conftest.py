@@ -23,6 +23,16 @@ configure_environment()
 
 import pytest  # noqa: E402
 
+#: folders of this test process outside pytest's own tmp_path, removed at its end
+_SCRATCH = [_SESSION_HOME]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def empty_mlflow_store() -> Path:
@@ -33,6 +43,7 @@ def empty_mlflow_store() -> Path:
     from unitrain.stores.registry import ModelRegistry
 
     path = Path(tempfile.mkdtemp(prefix="unitrain-store-")) / "mlflow.db"
+    _SCRATCH.append(path.parent)
     ModelRegistry(tracking_uri=f"sqlite:///{path}")
     with contextlib.closing(sqlite3.connect(path)) as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the one file
