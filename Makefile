@@ -14,13 +14,15 @@ export DO_NOT_TRACK := 1
 setup: $(STAMP)
 
 # torch is installed first and pinned to a CPU build where the machine has
-# one on disk (pip's find-links); otherwise pip takes PyPI's build. Last, Prefect's
-# database is migrated once for the installation, so a new home's first job need not.
-$(STAMP): pyproject.toml
+# one on disk (pip's find-links); otherwise pip takes PyPI's build. Everything
+# else installs at the versions in constraints.txt, the ones the suite passed
+# with. Last, Prefect's database is migrated once for the installation, so a
+# new home's first job need not.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" || $(BIN)/python -m pip install --quiet "torch>=2.4,<3"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/python -m unitrain.runtime.prefect_db_template
 	touch $(STAMP)
 

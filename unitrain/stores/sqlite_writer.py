@@ -37,7 +37,7 @@ from unitrain.stores.writes import BestMark, FinishedRun, ModelVersion, Written
 __all__ = ["VERIFIED_MLFLOW", "SqliteWriter", "unverified_reason"]
 
 #: the MLflow releases (major.minor) whose tables the comparison test has checked
-VERIFIED_MLFLOW = frozenset({"3.17"})
+VERIFIED_MLFLOW = frozenset({"3.17", "3.18"})
 
 _MLFLOW_RUN_NAME = "mlflow.runName"
 _MLFLOW_USER = "mlflow.user"
