@@ -29,8 +29,10 @@ def main() -> None:
     from unitrain.settings import configure_environment
 
     configure_environment()
-    from unitrain.runtime import ray_join
+    from unitrain.runtime import local_stack, ray_join
 
+    with local_stack.lease():  # up, as for a job: it is the stack a job joins early
+        pass
     # The worker imports this module by name: the driver's sys.path[0] is this folder.
     ray_join.connect_early("early_join:record", sys.argv[2])
 

@@ -69,14 +69,22 @@ class _EarlyJoin(threading.Thread):
         super().__init__(name="unitrain-connect-early", daemon=True)
         self.prepare = prepare
         self.connection: EarlyConnection | None = None
+        #: set once the worker is asked for, or the join has given up
+        self.asked = threading.Event()
         self._lock = threading.Lock()
         self._abandoned = False
 
     def run(self) -> None:
-        import ray
+        try:
+            self._join()
+        finally:
+            self.asked.set()
 
+    def _join(self) -> None:
         if not settings().ray_address and local_stack.running() is None:
             return  # a stack still starting is the flow's to wait for (or a refusal's to stop)
+        import ray
+
         leases = contextlib.ExitStack()
         try:
             init_kwargs = join_kwargs(leases)
@@ -92,6 +100,7 @@ class _EarlyJoin(threading.Thread):
             with contextlib.suppress(Exception):  # a worker that is not ready just starts later
                 readying = ray.remote(num_cpus=0, max_retries=0)(_prepare_worker)
                 connection.readying = readying.remote(*self.prepare)
+        self.asked.set()
         with self._lock:
             if not self._abandoned:
                 self.connection = connection
@@ -116,6 +125,9 @@ def _leave(connection: EarlyConnection) -> None:
 
 _EARLY: list[_EarlyJoin] = []
 
+#: how long the caller of connect_early waits for the worker to be asked for
+_ASKING_WAIT_S = 3.0
+
 
 def connect_early(prepare: str | None = None, *args: Any) -> None:
     """Join Ray in the background; the next flow's task runner takes the connection over.
@@ -123,6 +135,11 @@ def connect_early(prepare: str | None = None, *args: Any) -> None:
     ``prepare`` (``"module:function"``, called with ``args``) readies a new worker
     of the job for its first step, e.g. imports the step and the plugin: that
     worker then runs the step. Nothing happens when this process is in Ray already.
+
+    With ``prepare``, this returns once the worker is asked for (at most a few
+    seconds): the worker's start and imports are the first step's critical path,
+    and imports in this thread meanwhile would only slow the join's (one
+    interpreter lock) without ending any sooner.
     """
     ray = sys.modules.get("ray")  # not imported here: the thread imports it
     if _EARLY or (ray is not None and ray.is_initialized()):
@@ -130,6 +147,8 @@ def connect_early(prepare: str | None = None, *args: Any) -> None:
     join = _EarlyJoin((prepare, *args) if prepare else ())
     _EARLY.append(join)
     join.start()
+    if prepare:
+        join.asked.wait(_ASKING_WAIT_S)
 
 
 def take_early_connection() -> EarlyConnection | None:
