@@ -100,7 +100,6 @@ class _EarlyJoin(threading.Thread):
             with contextlib.suppress(Exception):  # a worker that is not ready just starts later
                 readying = ray.remote(num_cpus=0, max_retries=0)(_prepare_worker)
                 connection.readying = readying.remote(*self.prepare)
-        self.asked.set()
         with self._lock:
             if not self._abandoned:
                 self.connection = connection
