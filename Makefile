@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: setup demo test faults production slow screenshots layout lint typecheck unit e2e bench clean
 

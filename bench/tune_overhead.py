@@ -90,6 +90,8 @@ def environment(home: Path) -> dict[str, str]:
         UNITRAIN_IDLE_S="600",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
+        # Both sides: no internet here (and unitrain turns it off for its own jobs).
+        MLFLOW_DISABLE_TELEMETRY="true",
     )
     return env
 

@@ -264,7 +264,9 @@ def configure_environment(*, local_ray_auth: bool = True) -> None:
     # No internet here, and nobody asked to be measured.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    # MLflow reads DO_NOT_TRACK only as "true"; left on, every process that logs
+    # starts its telemetry threads and asks a server abroad for their settings.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if local_ray_auth:
         enable_local_ray_auth()

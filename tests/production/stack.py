@@ -41,7 +41,12 @@ def _plain_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("PREFECT_", "MLFLOW_", "RAY_", "UNITRAIN_"))
     }
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", **extra)
+    env.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        **extra,
+    )
     return env
 
 

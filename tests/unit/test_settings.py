@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,19 @@ def test_only_the_settings_module_reads_unitrain_variables():
             if re.search(r"environ(\.get)?\(?\[?[\"']UNITRAIN_", text):
                 readers.append(path.relative_to(ROOT).as_posix())
     assert readers == ["unitrain/settings.py"]
+
+
+def test_the_embedded_defaults_turn_mlflow_telemetry_off(tmp_path):
+    # In a clean interpreter: MLflow never reports under pytest or CI variables,
+    # so only a process without them shows what a user's process does.
+    code = (
+        "from unitrain.settings import configure_environment\n"
+        "configure_environment(local_ray_auth=False)\n"
+        "from mlflow.telemetry.utils import is_telemetry_disabled\n"
+        "print(is_telemetry_disabled())\n"
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "UNITRAIN_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True"
